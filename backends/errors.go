@@ -1,0 +1,23 @@
+package backends
+
+import "errors"
+
+// Sentinel errors. Backends wrap them with context (fmt.Errorf("put %s: %w",
+// p, ErrNotFound)); callers test with errors.Is. The fs package turns them into
+// errno values in one table.
+var (
+	ErrNotFound     = errors.New("no such file or directory")
+	ErrExist        = errors.New("file exists")
+	ErrNotDir       = errors.New("not a directory")
+	ErrIsDir        = errors.New("is a directory")
+	ErrNotEmpty     = errors.New("directory not empty")
+	ErrPermission   = errors.New("permission denied by the server")
+	ErrAuth         = errors.New("authentication failed")
+	ErrPrecondition = errors.New("the server's version changed")
+	ErrNoSpace      = errors.New("no space left on the server")
+	ErrReadOnly     = errors.New("read-only")
+	ErrUnsupported  = errors.New("not supported by this server")
+	ErrUnavailable  = errors.New("server unreachable")
+	ErrProtocol     = errors.New("malformed server reply")
+	ErrTooLarge     = errors.New("file too large for the server")
+)

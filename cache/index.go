@@ -1,0 +1,192 @@
+package cache
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/cloudmount/cloudmount/backends"
+	bolt "go.etcd.io/bbolt"
+)
+
+var metaBucket = []byte("meta")
+
+// Index remembers metadata (mtime with nanoseconds, mode, owner, hash, type)
+// for servers that cannot store it, keyed by path and by the server's version
+// of the file: a record is valid while the remote version is unchanged and is
+// ignored (then overwritten) once it changes.
+type Index struct {
+	db *bolt.DB
+}
+
+// record is the on-disk form of one path's metadata.
+type record struct {
+	// Version is the server version the record belongs to (see versionKey).
+	Version string  `json:"v"`
+	MTime   int64   `json:"mtime,omitempty"` // unix nanoseconds, 0 = unset
+	Mode    *uint32 `json:"mode,omitempty"`
+	UID     *uint32 `json:"uid,omitempty"`
+	GID     *uint32 `json:"gid,omitempty"`
+	SHA256  string  `json:"sha256,omitempty"`
+	Type    string  `json:"type,omitempty"`
+}
+
+func openIndex(path string) (*Index, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open metadata index %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(metaBucket)
+		return err
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open metadata index %s: %w", path, err)
+	}
+	return &Index{db: db}, nil
+}
+
+func (ix *Index) close() error { return ix.db.Close() }
+
+// versionKey identifies the server's version of an entry: its ETag, or size
+// and modification time where the server has no ETag.
+func versionKey(e backends.Entry) string {
+	if e.Version != "" {
+		return e.Version
+	}
+	return strconv.FormatInt(e.Size, 10) + "/" + strconv.FormatInt(e.ModTime.Unix(), 10)
+}
+
+// Get returns the metadata remembered for path, if it belongs to the server's
+// version e.
+func (ix *Index) Get(path string, e backends.Entry) (backends.Meta, bool) {
+	var rec record
+	found := false
+	ix.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(metaBucket).Get([]byte(path))
+		if v != nil && json.Unmarshal(v, &rec) == nil && rec.Version == versionKey(e) {
+			found = true
+		}
+		return nil
+	})
+	if !found {
+		return backends.Meta{}, false
+	}
+	return rec.meta(), true
+}
+
+// Set merges the set fields of m into the record of path for the server's
+// version e; a record of another version is replaced. The write is durable
+// when Set returns.
+func (ix *Index) Set(path string, e backends.Entry, m backends.Meta) error {
+	return ix.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(metaBucket)
+		var rec record
+		if v := b.Get([]byte(path)); v != nil {
+			if json.Unmarshal(v, &rec) != nil || rec.Version != versionKey(e) {
+				rec = record{}
+			}
+		}
+		rec.Version = versionKey(e)
+		rec.merge(m)
+		v, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(path), v)
+	})
+}
+
+// Rename moves the records of from and everything below it to to.
+func (ix *Index) Rename(from, to string) error {
+	return ix.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(metaBucket)
+		deleteTree(b, to)
+		type kv struct{ k, v []byte }
+		var moved []kv
+		eachInTree(b, from, func(k, v []byte) {
+			nk := append([]byte(to), k[len(from):]...)
+			moved = append(moved, kv{nk, append([]byte(nil), v...)})
+		})
+		deleteTree(b, from)
+		for _, m := range moved {
+			if err := b.Put(m.k, m.v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Remove forgets path and everything below it.
+func (ix *Index) Remove(path string) error {
+	return ix.db.Update(func(tx *bolt.Tx) error {
+		deleteTree(tx.Bucket(metaBucket), path)
+		return nil
+	})
+}
+
+// eachInTree calls fn for the record of path and of every path below it.
+func eachInTree(b *bolt.Bucket, path string, fn func(k, v []byte)) {
+	if v := b.Get([]byte(path)); v != nil {
+		fn([]byte(path), v)
+	}
+	prefix := []byte(path + "/")
+	if path == "" {
+		prefix = nil
+	}
+	c := b.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if len(k) > 0 {
+			fn(k, v)
+		}
+	}
+}
+
+func deleteTree(b *bolt.Bucket, path string) {
+	var keys [][]byte
+	eachInTree(b, path, func(k, _ []byte) { keys = append(keys, append([]byte(nil), k...)) })
+	for _, k := range keys {
+		b.Delete(k)
+	}
+}
+
+func (r *record) merge(m backends.Meta) {
+	if m.MTime != nil {
+		r.MTime = m.MTime.UnixNano()
+	}
+	if m.Mode != nil {
+		v := uint32(*m.Mode)
+		r.Mode = &v
+	}
+	if m.UID != nil {
+		r.UID = m.UID
+	}
+	if m.GID != nil {
+		r.GID = m.GID
+	}
+	if m.SHA256 != "" {
+		r.SHA256 = m.SHA256
+	}
+	if m.Type != "" {
+		r.Type = m.Type
+	}
+}
+
+func (r record) meta() backends.Meta {
+	var m backends.Meta
+	if r.MTime != 0 {
+		t := time.Unix(0, r.MTime)
+		m.MTime = &t
+	}
+	if r.Mode != nil {
+		mode := os.FileMode(*r.Mode)
+		m.Mode = &mode
+	}
+	m.UID, m.GID, m.SHA256, m.Type = r.UID, r.GID, r.SHA256, r.Type
+	return m
+}

@@ -1,0 +1,122 @@
+// Package cache keeps what a mount stores on local disk: the cache directory
+// (one mount at a time), staging files for open writers, and the metadata
+// index that remembers mtime, mode and owner where the server cannot.
+package cache
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Store is one mount's cache directory, locked for the life of the mount.
+type Store struct {
+	// Dir is the cache directory (mode 0700).
+	Dir string
+	// Index remembers metadata the server cannot store.
+	Index *Index
+
+	lock *os.File
+}
+
+// Open creates (0700) and locks the cache directory dir. It fails if another
+// cloudmount holds the lock.
+func Open(dir string) (*Store, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cache directory: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cache directory: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("cache directory: %w", err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		owner, _ := os.ReadFile(lock.Name())
+		lock.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("cache directory %s is in use by another cloudmount (pid %s); unmount it first or pass --cache-dir", dir, strings.TrimSpace(string(owner)))
+		}
+		return nil, fmt.Errorf("lock cache directory %s: %w", dir, err)
+	}
+	if err := lock.Truncate(0); err == nil {
+		lock.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	s := &Store{Dir: dir, lock: lock}
+	if err := os.MkdirAll(s.StagingDir(), 0o700); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("cache directory: %w", err)
+	}
+	if s.Index, err = openIndex(filepath.Join(dir, "index.db")); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// StagingDir is where open writers keep their data.
+func (s *Store) StagingDir() string { return filepath.Join(s.Dir, "staging") }
+
+// Close releases the lock and closes the index.
+func (s *Store) Close() error {
+	var err error
+	if s.Index != nil {
+		err = s.Index.close()
+	}
+	if s.lock != nil {
+		s.lock.Close()
+	}
+	return err
+}
+
+// DefaultDir is the cache directory of a mount of source as user:
+// $XDG_CACHE_HOME/cloudmount/<mount id>, where the id is derived from the
+// source URL (without secrets) and the user name.
+func DefaultDir(source, user string) (string, error) {
+	base := os.Getenv("XDG_CACHE_HOME")
+	if base == "" {
+		home, err := os.UserHomeDir()
+		if err != nil || home == "" {
+			return "", errors.New("no cache directory: neither $XDG_CACHE_HOME nor $HOME is set; pass --cache-dir")
+		}
+		base = filepath.Join(home, ".cache")
+	}
+	return filepath.Join(base, "cloudmount", MountID(source, user)), nil
+}
+
+// MountID names a mount of source as user in a way that is readable and
+// unique: host and path, then a short hash of the full source and user.
+func MountID(source, user string) string {
+	label := source
+	if u, err := url.Parse(source); err == nil && u.Host != "" {
+		label = u.Host + u.Path
+	}
+	var b strings.Builder
+	for _, r := range label {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	name := strings.Trim(b.String(), "_")
+	if len(name) > 48 {
+		name = name[:48]
+	}
+	sum := sha256.Sum256([]byte(source + "\x00" + user))
+	return name + "-" + hex.EncodeToString(sum[:6])
+}

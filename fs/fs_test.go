@@ -1,0 +1,207 @@
+package fs
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cloudmount/cloudmount/backends"
+	"github.com/cloudmount/cloudmount/backends/memory"
+	"github.com/cloudmount/cloudmount/cache"
+	"github.com/hanwen/go-fuse/v2/posixtest"
+)
+
+// mountMem mounts an in-memory backend and returns the mountpoint.
+func mountMem(t *testing.T, b backends.Backend, o Options) string {
+	t.Helper()
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("no /dev/fuse")
+	}
+	store, err := cache.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mnt := t.TempDir()
+	srv, err := Mount(mnt, b, store, o)
+	if err != nil {
+		store.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Unmount(); err != nil {
+			t.Errorf("unmount: %v", err)
+		}
+		store.Close()
+	})
+	return mnt
+}
+
+func TestReadWriteRenameRemove(t *testing.T) {
+	b := memory.New()
+	mnt := mountMem(t, b, Options{UID: uint32(os.Getuid()), GID: uint32(os.Getgid())})
+	p := filepath.Join(mnt, "a b #?%&.txt")
+	if err := os.WriteFile(p, []byte("hello"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := b.Content("a b #?%&.txt"); string(got) != "hello" {
+		t.Fatalf("server has %q after close, want hello", got)
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(" world")
+	f.Close()
+	f, _ = os.OpenFile(p, os.O_RDWR, 0)
+	f.WriteAt([]byte("J"), 6)
+	f.Close()
+	if got, _ := os.ReadFile(p); string(got) != "hello Jorld" {
+		t.Fatalf("read back %q", got)
+	}
+	if err := os.Mkdir(filepath.Join(mnt, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(p, filepath.Join(mnt, "d", "moved")); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := b.Content("d/moved"); !ok || string(got) != "hello Jorld" {
+		t.Fatalf("server after rename: %q %v", got, ok)
+	}
+	st, err := os.Stat(filepath.Join(mnt, "d", "moved"))
+	if err != nil || st.Mode().Perm() != 0o640 {
+		t.Fatalf("mode after rename: %v %v", st, err)
+	}
+	if err := os.Remove(filepath.Join(mnt, "d")); !errors.Is(err, syscall.ENOTEMPTY) {
+		t.Fatalf("rmdir of a full directory: %v, want ENOTEMPTY", err)
+	}
+	if err := os.RemoveAll(filepath.Join(mnt, "d")); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.Content("d/moved"); ok {
+		t.Fatal("file still on the server after rm -r")
+	}
+}
+
+func TestMTimeAndModeStored(t *testing.T) {
+	b := memory.New()
+	mnt := mountMem(t, b, Options{UID: uint32(os.Getuid()), GID: uint32(os.Getgid())})
+	p := filepath.Join(mnt, "f")
+	os.WriteFile(p, []byte("x"), 0o600)
+	want := time.Date(2001, 2, 3, 4, 5, 6, 789, time.UTC)
+	if err := os.Chtimes(p, want, want); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(p, 0o751)
+	e, err := b.Stat(t.Context(), "f")
+	if err != nil || e.Meta.MTime == nil || !e.Meta.MTime.Equal(want) || *e.Meta.Mode != 0o751 {
+		t.Fatalf("server meta %+v %v", e.Meta, err)
+	}
+}
+
+func TestUnprivilegedChown(t *testing.T) {
+	b := memory.New()
+	mnt := mountMem(t, b, Options{UID: 4242, GID: 4242})
+	p := filepath.Join(mnt, "f")
+	os.WriteFile(p, nil, 0o644)
+	st, _ := os.Stat(p)
+	if s := st.Sys().(*syscall.Stat_t); s.Uid != 4242 || s.Gid != 4242 {
+		t.Fatalf("owner %d:%d, want the mount's 4242:4242", s.Uid, s.Gid)
+	}
+	if err := os.Chown(p, 4242, 4242); err != nil {
+		t.Fatalf("chown to the owner: %v", err)
+	}
+	if err := os.Chown(p, 1, 1); !errors.Is(err, syscall.EPERM) {
+		t.Fatalf("chown to another user: %v, want EPERM", err)
+	}
+}
+
+func TestConflictCopy(t *testing.T) {
+	b := memory.New()
+	mnt := mountMem(t, b, Options{})
+	p := filepath.Join(mnt, "doc.txt")
+	os.WriteFile(p, []byte("v1"), 0o644)
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("local"), 0)
+	b.Put(t.Context(), "doc.txt", strings.NewReader("remote"), 6, backends.PutOptions{})
+	if err := f.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if got, _ := b.Content("doc.txt"); string(got) != "remote" {
+		t.Fatalf("server copy overwritten: %q", got)
+	}
+	entries, _ := b.List(t.Context(), "")
+	var found bool
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name, "doc (conflicted copy ") && strings.HasSuffix(e.Name, ".txt") {
+			c, _ := b.Content(e.Name)
+			found = bytes.Equal(c, []byte("local"))
+		}
+	}
+	if !found {
+		t.Fatalf("no conflict copy with the local version in %v", entries)
+	}
+}
+
+func TestOpenUnlinkedStaysUsable(t *testing.T) {
+	b := memory.New()
+	mnt := mountMem(t, b, Options{})
+	p := filepath.Join(mnt, "f")
+	os.WriteFile(p, []byte("keep me"), 0o644)
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 7)
+	if _, err := f.ReadAt(buf, 0); err != nil || string(buf) != "keep me" {
+		t.Fatalf("read after unlink: %q %v", buf, err)
+	}
+	if _, ok := b.Content("f"); ok {
+		t.Fatal("still on the server")
+	}
+}
+
+func TestUnreachableServerGivesEIONotHang(t *testing.T) {
+	b := memory.New()
+	mnt := mountMem(t, b, Options{AttrTimeout: time.Millisecond})
+	b.FailWith(backends.ErrUnavailable)
+	defer b.FailWith(nil)
+	time.Sleep(5 * time.Millisecond)
+	if _, err := os.Stat(filepath.Join(mnt, "nothing")); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("stat while the server is down: %v, want EIO", err)
+	}
+}
+
+// posixSkip lists posixtest cases the mount cannot honour, with the reason
+// (docs/posix.md has the same list).
+var posixSkip = map[string]string{
+	"Link":             "hard links: no remote store cloudmount supports has them",
+	"LinkUnlinkRename": "hard links",
+	"XAttr":            "user extended attributes are not stored",
+	"XAttrLarge":       "user extended attributes are not stored",
+	"FcntlFlockLocksFile": "expects two descriptors of one process to conflict, which POSIX record locks do not " +
+		"(ext4 fails it too); the kernel's local locking applies",
+}
+
+func TestPosix(t *testing.T) {
+	for name, fn := range posixtest.All {
+		t.Run(name, func(t *testing.T) {
+			if why, ok := posixSkip[name]; ok {
+				t.Skip(why)
+			}
+			mnt := mountMem(t, memory.New(), Options{UID: uint32(os.Getuid()), GID: uint32(os.Getgid())})
+			fn(t, mnt)
+		})
+	}
+}

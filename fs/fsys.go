@@ -1,0 +1,210 @@
+package fs
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cloudmount/cloudmount/backends"
+	"github.com/cloudmount/cloudmount/cache"
+)
+
+// fsys is the state one mount shares between its nodes.
+type fsys struct {
+	be    backends.Backend
+	store *cache.Store
+	caps  backends.Capabilities
+	opts  Options
+	log   *slog.Logger
+
+	inos *inodeNumbers
+	dirs *dirCache
+	qc   quotaCache
+}
+
+// call returns a context for one remote call, bounded by the mount's timeout.
+func (f *fsys) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), f.opts.Timeout)
+}
+
+// metaSetter returns the backend's MetaSetter if the server stores metadata.
+func (f *fsys) metaSetter() backends.MetaSetter {
+	if !f.caps.MetaStore {
+		return nil
+	}
+	ms, _ := f.be.(backends.MetaSetter)
+	return ms
+}
+
+// resolve completes an entry read from the server with what the local index
+// remembers for that version of it (servers that cannot store metadata).
+func (f *fsys) resolve(p string, e backends.Entry) backends.Entry {
+	if f.caps.MetaStore || f.store == nil {
+		return e
+	}
+	m, ok := f.store.Index.Get(p, e)
+	if !ok {
+		return e
+	}
+	if m.MTime != nil {
+		e.Meta.MTime = m.MTime
+		e.ModTime = *m.MTime
+	}
+	if m.Mode != nil {
+		e.Meta.Mode = m.Mode
+	}
+	if m.UID != nil {
+		e.Meta.UID = m.UID
+	}
+	if m.GID != nil {
+		e.Meta.GID = m.GID
+	}
+	if m.SHA256 != "" {
+		e.Meta.SHA256 = m.SHA256
+	}
+	if m.Type != "" {
+		e.Meta.Type = m.Type
+	}
+	return e
+}
+
+// storeMeta records m for the file at p, on the server where it can keep it,
+// else in the local index keyed by the server's version e. It returns the
+// entry as it now is.
+func (f *fsys) storeMeta(ctx context.Context, p string, e backends.Entry, m backends.Meta) (backends.Entry, error) {
+	if m.IsZero() {
+		return e, nil
+	}
+	if ms := f.metaSetter(); ms != nil {
+		cctx, cancel := f.call(ctx)
+		defer cancel()
+		ne, err := ms.SetMeta(cctx, p, m)
+		if err != nil {
+			return e, err
+		}
+		return ne, nil
+	}
+	if err := f.store.Index.Set(p, e, m); err != nil {
+		return e, err
+	}
+	return f.resolve(p, e), nil
+}
+
+// inodeNumbers hands out inode numbers that stay the same for a path for the
+// life of the mount and move with it on rename.
+type inodeNumbers struct {
+	mu   sync.Mutex // protects the fields below
+	next uint64
+	byP  map[string]uint64
+}
+
+func newInodeNumbers() *inodeNumbers {
+	return &inodeNumbers{next: 2, byP: map[string]uint64{"": 1}}
+}
+
+func (in *inodeNumbers) get(p string) uint64 {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if n, ok := in.byP[p]; ok {
+		return n
+	}
+	n := in.next
+	in.next++
+	in.byP[p] = n
+	return n
+}
+
+func (in *inodeNumbers) rename(from, to string) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	moved := map[string]uint64{}
+	for p, n := range in.byP {
+		if p == from || strings.HasPrefix(p, from+"/") {
+			moved[to+p[len(from):]] = n
+			delete(in.byP, p)
+		}
+	}
+	for p := range in.byP {
+		if p == to || strings.HasPrefix(p, to+"/") {
+			delete(in.byP, p)
+		}
+	}
+	for p, n := range moved {
+		in.byP[p] = n
+	}
+}
+
+func (in *inodeNumbers) forget(p string) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	delete(in.byP, p)
+}
+
+// dirCache remembers directory listings for a short time, so that the
+// lookups that follow a readdir (ls -l, file managers) and probes for names
+// that do not exist cost no round trip.
+type dirCache struct {
+	ttl time.Duration
+	mu  sync.Mutex // protects byDir
+	byD map[string]*listing
+}
+
+type listing struct {
+	at      time.Time
+	entries map[string]backends.Entry
+}
+
+func newDirCache(ttl time.Duration) *dirCache {
+	return &dirCache{ttl: ttl, byD: map[string]*listing{}}
+}
+
+func (d *dirCache) put(dir string, entries []backends.Entry) {
+	l := &listing{at: time.Now(), entries: make(map[string]backends.Entry, len(entries))}
+	for _, e := range entries {
+		l.entries[e.Name] = e
+	}
+	d.mu.Lock()
+	d.byD[dir] = l
+	d.mu.Unlock()
+}
+
+// lookup answers from a fresh listing: the entry and true if the name is
+// there, false and known=true if the listing is fresh and the name absent.
+func (d *dirCache) lookup(dir, name string) (e backends.Entry, found, known bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l, ok := d.byD[dir]
+	if !ok || time.Since(l.at) > d.ttl {
+		return backends.Entry{}, false, false
+	}
+	e, found = l.entries[name]
+	return e, found, true
+}
+
+// update changes one name in a cached listing; e == nil removes it.
+func (d *dirCache) update(dir, name string, e *backends.Entry) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l, ok := d.byD[dir]
+	if !ok {
+		return
+	}
+	if e == nil {
+		delete(l.entries, name)
+	} else {
+		l.entries[name] = *e
+	}
+}
+
+// forgetTree drops the listings of dir and everything below it.
+func (d *dirCache) forgetTree(dir string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for p := range d.byD {
+		if p == dir || strings.HasPrefix(p, dir+"/") || dir == "" {
+			delete(d.byD, p)
+		}
+	}
+}

@@ -1,0 +1,296 @@
+package fs
+
+import (
+	"context"
+	"os"
+	"path"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cloudmount/cloudmount/backends"
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// Node is one file, directory, symlink or special file of the mount.
+//
+// Lock order: upMu before mu. upMu serialises changes to the file's content
+// (staging, upload); mu protects the fields below it and is never held
+// during a remote call.
+type Node struct {
+	fusefs.Inode
+	fs *fsys
+
+	upMu sync.Mutex
+
+	mu sync.Mutex
+	// entry is the server's view, completed from the local index.
+	entry backends.Entry
+	// fetched is when entry was last read from the server.
+	fetched time.Time
+	// staged holds the file's content while a writer has changed it or a
+	// handle needs it; nil otherwise.
+	staged *staging
+	// pending is metadata set while staged data waits for its upload.
+	pending backends.Meta
+	// local: created here and not yet on the server.
+	local bool
+	// unlinked: removed while still open; never uploaded again.
+	unlinked bool
+	// opens counts open handles.
+	opens int
+	// target is a symlink's target, once known.
+	target string
+}
+
+// kind returns the file type bits of an entry.
+func kind(e backends.Entry) uint32 {
+	switch {
+	case e.IsDir:
+		return syscall.S_IFDIR
+	case e.Meta.Type == "symlink":
+		return syscall.S_IFLNK
+	case e.Meta.Type == "fifo":
+		return syscall.S_IFIFO
+	case e.Meta.Type == "socket":
+		return syscall.S_IFSOCK
+	}
+	return syscall.S_IFREG
+}
+
+// path returns the node's path relative to the mount root.
+func (n *Node) path() string {
+	return n.Path(n.Root())
+}
+
+// childPath joins the node's path and a child's name.
+func (n *Node) childPath(name string) string {
+	return path.Join(n.path(), name)
+}
+
+// newChild makes (or reuses) the inode for the entry e named name below n.
+func (n *Node) newChild(ctx context.Context, name string, e backends.Entry) *fusefs.Inode {
+	mode := kind(e)
+	if ch := n.GetChild(name); ch != nil {
+		if cn, ok := ch.Operations().(*Node); ok && ch.StableAttr().Mode == mode {
+			cn.refresh(e)
+			return ch
+		}
+	}
+	cn := &Node{fs: n.fs, entry: e, fetched: time.Now()}
+	ino := n.fs.inos.get(n.childPath(name))
+	return n.NewInode(ctx, cn, fusefs.StableAttr{Mode: mode, Ino: ino})
+}
+
+// refresh takes a newer entry from the server, unless local data is newer.
+func (n *Node) refresh(e backends.Entry) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.staged != nil || n.local {
+		return
+	}
+	if e.Version != n.entry.Version {
+		n.target = ""
+	}
+	n.entry, n.fetched = e, time.Now()
+}
+
+// fill writes the node's attributes into out. n.mu must be held.
+func (n *Node) fill(out *fuse.Attr) {
+	e := n.entry
+	o := n.fs.opts
+	out.Ino = n.StableAttr().Ino
+	out.Mode = n.StableAttr().Mode
+	perm := uint32(0o644)
+	switch out.Mode {
+	case syscall.S_IFDIR:
+		perm = 0o755
+	case syscall.S_IFLNK:
+		perm = 0o777
+	}
+	if e.Meta.Mode != nil {
+		perm = uint32(*e.Meta.Mode) & 0o7777
+	}
+	if n.pending.Mode != nil {
+		perm = uint32(*n.pending.Mode) & 0o7777
+	}
+	out.Mode |= perm
+	out.Size = uint64(e.Size)
+	if n.staged != nil {
+		out.Size = uint64(n.staged.size)
+	}
+	if out.Mode&syscall.S_IFMT == syscall.S_IFLNK && n.target != "" {
+		out.Size = uint64(len(n.target))
+	}
+	mtime := e.ModTime
+	if e.Meta.MTime != nil {
+		mtime = *e.Meta.MTime
+	}
+	if n.pending.MTime != nil {
+		mtime = *n.pending.MTime
+	}
+	out.SetTimes(&mtime, &mtime, &mtime)
+	out.Uid, out.Gid = o.UID, o.GID
+	if o.Privileged {
+		if e.Meta.UID != nil {
+			out.Uid = *e.Meta.UID
+		}
+		if e.Meta.GID != nil {
+			out.Gid = *e.Meta.GID
+		}
+		if n.pending.UID != nil {
+			out.Uid = *n.pending.UID
+		}
+		if n.pending.GID != nil {
+			out.Gid = *n.pending.GID
+		}
+	}
+	out.Nlink = 1
+	if out.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+		out.Nlink = 2
+	}
+	if n.unlinked {
+		out.Nlink = 0
+	}
+	out.Blksize = 1 << 17
+	out.Blocks = (out.Size + 511) / 512
+}
+
+// Getattr implements fusefs.NodeGetattrer. Attributes older than the attribute
+// timeout are read again from the server; if it cannot be reached, the last
+// known ones are served.
+func (n *Node) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.mu.Lock()
+	stale := n.staged == nil && !n.local && !n.unlinked && time.Since(n.fetched) > n.fs.opts.AttrTimeout
+	n.mu.Unlock()
+	if stale {
+		p := n.path()
+		cctx, cancel := n.fs.call(ctx)
+		e, err := n.fs.be.Stat(cctx, p)
+		cancel()
+		switch {
+		case err == nil && kind(e) == n.StableAttr().Mode:
+			if p == "" {
+				e.Name = ""
+			}
+			n.refresh(n.fs.resolve(p, e))
+		case toErrno(err) == syscall.ENOENT:
+			return syscall.ENOENT
+		case err != nil:
+			n.fs.log.Debug("stat failed, serving cached attributes", "path", p, "err", err)
+		}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.fill(&out.Attr)
+	out.SetTimeout(n.fs.opts.AttrTimeout)
+	return 0
+}
+
+// Setattr implements fusefs.NodeSetattrer: truncate, utimens, chmod, chown.
+func (n *Node) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if n.fs.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	var m backends.Meta
+	if mt, ok := in.GetMTime(); ok {
+		m.MTime = &mt
+	}
+	if mode, ok := in.GetMode(); ok {
+		perm := os.FileMode(mode & 0o7777)
+		m.Mode = &perm
+	}
+	uid, uok := in.GetUID()
+	gid, gok := in.GetGID()
+	if errno := n.checkChown(ctx, uid, uok, gid, gok, &m); errno != 0 {
+		return errno
+	}
+	if size, ok := in.GetSize(); ok {
+		if errno := n.truncate(ctx, int64(size), m); errno != 0 {
+			return errno
+		}
+		m = backends.Meta{}
+	}
+	if errno := n.setMeta(ctx, m); errno != 0 {
+		return errno
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.fill(&out.Attr)
+	out.SetTimeout(n.fs.opts.AttrTimeout)
+	return 0
+}
+
+// checkChown applies local-filesystem rules to an ownership change: a
+// privileged daemon stores any owner; otherwise only the mount's own owner is
+// accepted (as a no-op) and anything else is EPERM.
+func (n *Node) checkChown(ctx context.Context, uid uint32, uok bool, gid uint32, gok bool, m *backends.Meta) syscall.Errno {
+	o := n.fs.opts
+	if o.Privileged {
+		if uok {
+			m.UID = &uid
+		}
+		if gok {
+			m.GID = &gid
+		}
+		return 0
+	}
+	if (uok && uid != o.UID) || (gok && gid != o.GID) {
+		return syscall.EPERM
+	}
+	return 0
+}
+
+// setMeta stores metadata changes: with the upload if content is waiting for
+// one, else on the server or in the local index right away.
+func (n *Node) setMeta(ctx context.Context, m backends.Meta) syscall.Errno {
+	if m.IsZero() {
+		return 0
+	}
+	n.mu.Lock()
+	if n.staged != nil && (n.staged.dirty || n.local) || n.unlinked {
+		mergeMeta(&n.pending, m)
+		n.mu.Unlock()
+		return 0
+	}
+	e := n.entry
+	n.mu.Unlock()
+
+	p := n.path()
+	ne, err := n.fs.storeMeta(ctx, p, e, m)
+	if err != nil {
+		n.fs.log.Warn("storing metadata failed", "path", p, "err", err)
+		return toErrno(err)
+	}
+	if p == "" {
+		ne.Name = ""
+	}
+	n.mu.Lock()
+	n.entry, n.fetched = ne, time.Now()
+	n.mu.Unlock()
+	n.fs.dirs.update(path.Dir(p), path.Base(p), &ne)
+	return 0
+}
+
+// mergeMeta copies the set fields of src into dst.
+func mergeMeta(dst *backends.Meta, src backends.Meta) {
+	if src.MTime != nil {
+		dst.MTime = src.MTime
+	}
+	if src.Mode != nil {
+		dst.Mode = src.Mode
+	}
+	if src.UID != nil {
+		dst.UID = src.UID
+	}
+	if src.GID != nil {
+		dst.GID = src.GID
+	}
+	if src.SHA256 != "" {
+		dst.SHA256 = src.SHA256
+	}
+	if src.Type != "" {
+		dst.Type = src.Type
+	}
+}

@@ -1,0 +1,325 @@
+package fs
+
+import (
+	"context"
+	"os"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/cloudmount/cloudmount/backends"
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// Lookup implements fusefs.NodeLookuper. A fresh listing of the directory
+// answers without a round trip, also for names that do not exist.
+func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if ch := n.GetChild(name); ch != nil {
+		if cn, ok := ch.Operations().(*Node); ok && cn.isLocal() {
+			return ch, cn.entryOut(out)
+		}
+	}
+	dir := n.path()
+	p := n.childPath(name)
+	e, found, known := n.fs.dirs.lookup(dir, name)
+	if !known {
+		cctx, cancel := n.fs.call(ctx)
+		var err error
+		e, err = n.fs.be.Stat(cctx, p)
+		cancel()
+		if err != nil {
+			if errno := toErrno(err); errno != syscall.ENOENT {
+				n.fs.log.Warn("lookup failed", "path", p, "err", err)
+				return nil, errno
+			}
+		} else {
+			found = true
+		}
+	}
+	if !found {
+		out.SetEntryTimeout(n.fs.opts.AttrTimeout)
+		return nil, syscall.ENOENT
+	}
+	e.Name = name
+	ch := n.newChild(ctx, name, n.fs.resolve(p, e))
+	return ch, ch.Operations().(*Node).entryOut(out)
+}
+
+// isLocal reports whether the node exists only here so far (being written).
+func (n *Node) isLocal() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.local
+}
+
+// entryOut fills a lookup reply.
+func (n *Node) entryOut(out *fuse.EntryOut) syscall.Errno {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.fill(&out.Attr)
+	out.SetEntryTimeout(n.fs.opts.AttrTimeout)
+	out.SetAttrTimeout(n.fs.opts.AttrTimeout)
+	return 0
+}
+
+// Readdir implements fusefs.NodeReaddirer: the server's listing, merged with
+// files created here that are not on the server yet.
+func (n *Node) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
+	dir := n.path()
+	cctx, cancel := n.fs.call(ctx)
+	entries, err := n.fs.be.List(cctx, dir)
+	cancel()
+	if err != nil {
+		n.fs.log.Warn("listing failed", "path", dir, "err", err)
+		return nil, toErrno(err)
+	}
+	n.fs.dirs.put(dir, entries)
+	seen := make(map[string]bool, len(entries))
+	list := make([]fuse.DirEntry, 0, len(entries))
+	for _, e := range entries {
+		p := n.childPath(e.Name)
+		e = n.fs.resolve(p, e)
+		seen[e.Name] = true
+		list = append(list, fuse.DirEntry{Name: e.Name, Mode: kind(e), Ino: n.fs.inos.get(p)})
+	}
+	for name, ch := range n.Children() {
+		if cn, ok := ch.Operations().(*Node); ok && !seen[name] && cn.isLocal() {
+			list = append(list, fuse.DirEntry{Name: name, Mode: ch.StableAttr().Mode, Ino: ch.StableAttr().Ino})
+		}
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
+	return fusefs.NewListDirStream(list), 0
+}
+
+// creator returns the owner to store for a new file: the caller's, when the
+// daemon is privileged.
+func (n *Node) creator(ctx context.Context, mode uint32) backends.Meta {
+	perm := os.FileMode(mode & 0o7777)
+	m := backends.Meta{Mode: &perm}
+	if c, ok := fuse.FromContext(ctx); ok && n.fs.opts.Privileged {
+		uid, gid := c.Uid, c.Gid
+		m.UID, m.GID = &uid, &gid
+	}
+	return m
+}
+
+// newLocal creates a node that exists only here until its first upload.
+func (n *Node) newLocal(ctx context.Context, name string, mode uint32, m backends.Meta) (*Node, *fusefs.Inode, error) {
+	st, err := newStaging(n.fs.store.StagingDir(), "")
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now()
+	m.MTime = &now
+	cn := &Node{fs: n.fs, staged: st, local: true, pending: m, fetched: now,
+		entry: backends.Entry{Name: name, ModTime: now, Meta: backends.Meta{Type: m.Type}}}
+	p := n.childPath(name)
+	n.fs.inos.forget(p)
+	ch := n.NewInode(ctx, cn, fusefs.StableAttr{Mode: mode & syscall.S_IFMT, Ino: n.fs.inos.get(p)})
+	return cn, ch, nil
+}
+
+// Create implements fusefs.NodeCreater. The file is uploaded when it is
+// closed, so create, write, chmod and utimens become one upload.
+func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
+	if n.fs.opts.ReadOnly {
+		return nil, nil, 0, syscall.EROFS
+	}
+	cn, ch, err := n.newLocal(ctx, name, syscall.S_IFREG, n.creator(ctx, mode))
+	if err != nil {
+		return nil, nil, 0, toErrno(err)
+	}
+	cn.mu.Lock()
+	cn.opens++
+	cn.mu.Unlock()
+	n.fs.dirs.update(n.path(), name, nil)
+	cn.entryOut(out)
+	return ch, &handle{n: cn, write: true}, 0, 0
+}
+
+// Mknod implements fusefs.NodeMknoder for FIFOs and sockets, stored as
+// empty files marked with their type.
+func (n *Node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if n.fs.opts.ReadOnly {
+		return nil, syscall.EROFS
+	}
+	m := n.creator(ctx, mode)
+	switch mode & syscall.S_IFMT {
+	case syscall.S_IFIFO:
+		m.Type = "fifo"
+	case syscall.S_IFSOCK:
+		m.Type = "socket"
+	case syscall.S_IFREG:
+	default:
+		return nil, syscall.EPERM
+	}
+	return n.createSpecial(ctx, name, mode&syscall.S_IFMT, nil, m, out)
+}
+
+// Symlink implements fusefs.NodeSymlinker: a small file holding the target,
+// marked as a symlink.
+func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if n.fs.opts.ReadOnly {
+		return nil, syscall.EROFS
+	}
+	m := n.creator(ctx, 0o777)
+	m.Type = "symlink"
+	ch, errno := n.createSpecial(ctx, name, syscall.S_IFLNK, []byte(target), m, out)
+	if errno == 0 {
+		cn := ch.Operations().(*Node)
+		cn.mu.Lock()
+		cn.target = target
+		cn.mu.Unlock()
+	}
+	return ch, errno
+}
+
+// createSpecial uploads a small file of the given type at once.
+func (n *Node) createSpecial(ctx context.Context, name string, typ uint32, content []byte, m backends.Meta, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	cn, ch, err := n.newLocal(ctx, name, typ, m)
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	if len(content) > 0 {
+		if _, err := cn.staged.file.WriteAt(content, 0); err != nil {
+			cn.staged.discard()
+			return nil, toErrno(err)
+		}
+		cn.staged.size = int64(len(content))
+	}
+	cn.upMu.Lock()
+	defer cn.upMu.Unlock()
+	if errno := cn.uploadTo(ctx, n.childPath(name)); errno != 0 {
+		cn.staged.discard()
+		cn.staged = nil
+		return nil, errno
+	}
+	cn.dropStagingLocked()
+	return ch, cn.entryOut(out)
+}
+
+// Readlink implements fusefs.NodeReadlinker.
+func (n *Node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	n.mu.Lock()
+	target := n.target
+	n.mu.Unlock()
+	if target != "" {
+		return []byte(target), 0
+	}
+	h := &handle{n: n}
+	defer h.rd.close()
+	buf := make([]byte, 4096)
+	r, errno := h.Read(ctx, buf, 0)
+	if errno != 0 {
+		return nil, errno
+	}
+	data, _ := r.Bytes(buf)
+	n.mu.Lock()
+	n.target = string(data)
+	n.mu.Unlock()
+	return data, 0
+}
+
+// Mkdir implements fusefs.NodeMkdirer.
+func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if n.fs.opts.ReadOnly {
+		return nil, syscall.EROFS
+	}
+	p := n.childPath(name)
+	cctx, cancel := n.fs.call(ctx)
+	defer cancel()
+	if err := n.fs.be.Mkdir(cctx, p); err != nil {
+		return nil, toErrno(err)
+	}
+	e, err := n.fs.be.Stat(cctx, p)
+	if err != nil {
+		e = backends.Entry{Name: name, IsDir: true, ModTime: time.Now()}
+	}
+	m := n.creator(ctx, mode)
+	if *m.Mode == 0o755 && m.UID == nil {
+		m = backends.Meta{}
+	}
+	if e, err = n.fs.storeMeta(ctx, p, e, m); err != nil {
+		n.fs.log.Warn("storing directory metadata failed", "path", p, "err", err)
+	}
+	e.Name = name
+	n.fs.inos.forget(p)
+	n.fs.dirs.update(n.path(), name, &e)
+	ch := n.newChild(ctx, name, e)
+	return ch, ch.Operations().(*Node).entryOut(out)
+}
+
+// Unlink implements fusefs.NodeUnlinker. An open file stays readable and
+// writable through its handles: its content is kept locally first.
+func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
+	if n.fs.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	p := n.childPath(name)
+	var cn *Node
+	if ch := n.GetChild(name); ch != nil {
+		cn, _ = ch.Operations().(*Node)
+	}
+	if cn != nil {
+		cn.upMu.Lock()
+		defer cn.upMu.Unlock()
+		cn.mu.Lock()
+		local, open := cn.local, cn.opens > 0
+		cn.mu.Unlock()
+		if open && !local {
+			if err := cn.ensureStaged(ctx, -1); err != nil {
+				return toErrno(err)
+			}
+		}
+		if !local {
+			if errno := n.removeRemote(ctx, p); errno != 0 {
+				return errno
+			}
+		}
+		cn.mu.Lock()
+		cn.unlinked, cn.local = true, false
+		cn.mu.Unlock()
+		cn.dropStagingLocked()
+	} else if errno := n.removeRemote(ctx, p); errno != 0 {
+		return errno
+	}
+	n.forgetPath(p)
+	return 0
+}
+
+// Rmdir implements fusefs.NodeRmdirer.
+func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if n.fs.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	p := n.childPath(name)
+	if errno := n.removeRemote(ctx, p); errno != 0 {
+		return errno
+	}
+	n.forgetPath(p)
+	return 0
+}
+
+func (n *Node) removeRemote(ctx context.Context, p string) syscall.Errno {
+	cctx, cancel := n.fs.call(ctx)
+	defer cancel()
+	if err := n.fs.be.Remove(cctx, p); err != nil {
+		if errno := toErrno(err); errno != syscall.ENOTEMPTY {
+			n.fs.log.Warn("remove failed", "path", p, "err", err)
+		}
+		return toErrno(err)
+	}
+	return 0
+}
+
+// forgetPath drops everything remembered about a removed path.
+func (n *Node) forgetPath(p string) {
+	dir, name := splitPath(p)
+	n.fs.dirs.update(dir, name, nil)
+	n.fs.dirs.forgetTree(p)
+	n.fs.inos.forget(p)
+	if n.fs.store != nil {
+		n.fs.store.Index.Remove(p)
+	}
+}

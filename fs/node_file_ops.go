@@ -1,0 +1,347 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cloudmount/cloudmount/backends"
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// Open implements fusefs.NodeOpener.
+func (n *Node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY
+	if write && n.fs.opts.ReadOnly {
+		return nil, 0, syscall.EROFS
+	}
+	if write && flags&syscall.O_TRUNC != 0 {
+		if errno := n.truncate(ctx, 0, backends.Meta{}); errno != 0 {
+			return nil, 0, errno
+		}
+	}
+	n.mu.Lock()
+	n.opens++
+	n.mu.Unlock()
+	return &handle{n: n, write: write}, 0, 0
+}
+
+// ensureStaged gives the node a staging file holding its current content,
+// downloading it unless keep is 0 (the caller is about to truncate). n.upMu
+// must be held.
+func (n *Node) ensureStaged(ctx context.Context, keep int64) error {
+	n.mu.Lock()
+	if n.staged != nil {
+		n.mu.Unlock()
+		return nil
+	}
+	base, size := n.entry.Version, n.entry.Size
+	n.mu.Unlock()
+
+	st, err := newStaging(n.fs.store.StagingDir(), base)
+	if err != nil {
+		return err
+	}
+	if keep != 0 && size > 0 {
+		if err := n.download(ctx, st); err != nil {
+			st.discard()
+			return err
+		}
+	}
+	n.mu.Lock()
+	n.staged = st
+	n.mu.Unlock()
+	return nil
+}
+
+// download copies the server's content of the node into st.
+func (n *Node) download(ctx context.Context, st *staging) error {
+	p := n.path()
+	wctx, wd := newWatchdog(ctx, n.fs.opts.Timeout)
+	defer wd.stop()
+	rc, err := n.fs.be.Read(wctx, p, 0, -1)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	written, err := io.Copy(st.file, kickReader{rc, wd})
+	if err != nil {
+		return fmt.Errorf("download %s: %w", p, err)
+	}
+	st.size = written
+	return nil
+}
+
+// truncate sets the file's size. Without an open writer the change is
+// uploaded at once, as truncate(1) expects.
+func (n *Node) truncate(ctx context.Context, size int64, m backends.Meta) syscall.Errno {
+	n.upMu.Lock()
+	defer n.upMu.Unlock()
+	if err := n.ensureStaged(ctx, size); err != nil {
+		return toErrno(err)
+	}
+	n.mu.Lock()
+	st := n.staged
+	if err := st.file.Truncate(size); err != nil {
+		n.mu.Unlock()
+		return toErrno(err)
+	}
+	now := time.Now()
+	st.size, st.dirty = size, true
+	n.pending.MTime = &now
+	mergeMeta(&n.pending, m)
+	open := n.opens > 0
+	n.mu.Unlock()
+	if open {
+		return 0
+	}
+	errno := n.uploadLocked(ctx)
+	n.dropStagingLocked()
+	return errno
+}
+
+// dropStagingLocked removes a staging file that no handle needs and that
+// holds nothing the server lacks (or belongs to an unlinked file).
+// n.upMu must be held.
+func (n *Node) dropStagingLocked() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.staged != nil && (!n.staged.dirty || n.unlinked) && n.opens == 0 {
+		n.staged.discard()
+		n.staged = nil
+	}
+}
+
+// upload sends staged content to the server if it changed.
+func (n *Node) upload(ctx context.Context) syscall.Errno {
+	n.upMu.Lock()
+	defer n.upMu.Unlock()
+	return n.uploadLocked(ctx)
+}
+
+// uploadLocked does upload's work; n.upMu must be held.
+func (n *Node) uploadLocked(ctx context.Context) syscall.Errno {
+	return n.uploadTo(ctx, n.path())
+}
+
+// uploadTo sends staged content to p, the node's path (given by callers
+// whose node is not in the tree yet); n.upMu must be held. The upload carries
+// all of the file's metadata. A server version that changed since the
+// content was read sends the content to a conflict copy beside the file, so
+// that neither version is lost.
+func (n *Node) uploadTo(ctx context.Context, p string) syscall.Errno {
+	n.mu.Lock()
+	st := n.staged
+	if st == nil || n.unlinked || (!st.dirty && !n.local) {
+		n.mu.Unlock()
+		return 0
+	}
+	meta := n.entry.Meta
+	meta.SHA256 = ""
+	mergeMeta(&meta, n.pending)
+	local, size := n.local, st.size
+	n.mu.Unlock()
+
+	opts := backends.PutOptions{Meta: meta, IfNoneMatch: local, IfMatch: st.base}
+	e, err := n.put(ctx, p, st, size, opts)
+	if errors.Is(err, backends.ErrPrecondition) || (local && errors.Is(err, backends.ErrExist)) {
+		cp := conflictName(p, time.Now())
+		n.fs.log.Warn("the server's copy changed while it was edited here; keeping both", "path", p, "conflict_copy", cp)
+		opts.IfMatch, opts.IfNoneMatch = "", true
+		if _, cerr := n.put(ctx, cp, st, size, opts); cerr != nil {
+			n.fs.log.Error("upload of conflict copy failed; data kept in the staging file", "path", cp, "staging", st.file.Name(), "err", cerr)
+			return toErrno(cerr)
+		}
+		cctx, cancel := n.fs.call(ctx)
+		e, err = n.fs.be.Stat(cctx, p)
+		cancel()
+		if err != nil {
+			e = backends.Entry{Name: path.Base(p)}
+		}
+		dir, name := splitPath(cp)
+		n.fs.dirs.update(dir, name, nil)
+		n.fs.dirs.forgetTree(dir)
+		n.mu.Lock()
+		st.dirty, n.local, n.pending = false, false, backends.Meta{}
+		st.discard()
+		n.staged = nil
+		n.entry, n.fetched = n.fs.resolve(p, e), time.Now()
+		n.mu.Unlock()
+		return 0
+	}
+	if err != nil {
+		n.fs.log.Error("upload failed; data kept in the staging file", "path", p, "staging", st.file.Name(), "err", err)
+		return toErrno(err)
+	}
+	if !n.fs.caps.MetaStore && !meta.IsZero() {
+		if ierr := n.fs.store.Index.Set(p, e, meta); ierr != nil {
+			n.fs.log.Warn("metadata index write failed", "path", p, "err", ierr)
+		}
+	}
+	e = n.fs.resolve(p, e)
+	n.mu.Lock()
+	st.dirty, st.base, n.local = false, e.Version, false
+	n.pending = backends.Meta{}
+	n.entry, n.fetched = e, time.Now()
+	n.mu.Unlock()
+	dir, name := splitPath(p)
+	n.fs.dirs.update(dir, name, &e)
+	return 0
+}
+
+// put streams the staging file to p with a progress deadline.
+func (n *Node) put(ctx context.Context, p string, st *staging, size int64, opts backends.PutOptions) (backends.Entry, error) {
+	wctx, wd := newWatchdog(ctx, n.fs.opts.Timeout)
+	defer wd.stop()
+	body := kickReader{io.NewSectionReader(st.file, 0, size), wd}
+	return n.fs.be.Put(wctx, p, body, size, opts)
+}
+
+// conflictName is where a conflicting local version goes:
+// "name (conflicted copy 2006-01-02 150405 host).ext" beside the original.
+func conflictName(p string, t time.Time) string {
+	dir, name := path.Split(p)
+	ext := path.Ext(name)
+	if ext == name {
+		ext = ""
+	}
+	host, _ := os.Hostname()
+	stem := strings.TrimSuffix(name, ext)
+	return dir + fmt.Sprintf("%s (conflicted copy %s %s)%s", stem, t.Format("2006-01-02 150405"), host, ext)
+}
+
+// splitPath splits p into its directory ("" for the root) and its name.
+func splitPath(p string) (dir, name string) {
+	dir, name = path.Split(p)
+	return strings.TrimSuffix(dir, "/"), name
+}
+
+// handle is one open file.
+type handle struct {
+	n     *Node
+	write bool
+	rd    remoteReader
+}
+
+var (
+	_ fusefs.FileReader   = (*handle)(nil)
+	_ fusefs.FileWriter   = (*handle)(nil)
+	_ fusefs.FileFlusher  = (*handle)(nil)
+	_ fusefs.FileFsyncer  = (*handle)(nil)
+	_ fusefs.FileReleaser = (*handle)(nil)
+)
+
+// Read implements fusefs.FileReader: from the staging file when there is
+// one, else streamed from the server.
+func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	n := h.n
+	n.mu.Lock()
+	st := n.staged
+	size := n.entry.Size
+	n.mu.Unlock()
+	if st != nil {
+		k, err := st.file.ReadAt(dest, off)
+		if err != nil && err != io.EOF {
+			return nil, toErrno(err)
+		}
+		return fuse.ReadResultData(dest[:k]), 0
+	}
+	if off >= size {
+		return fuse.ReadResultData(nil), 0
+	}
+	if rest := size - off; int64(len(dest)) > rest {
+		dest = dest[:rest]
+	}
+	k, err := h.rd.readAt(ctx, n, dest, off)
+	if err != nil {
+		n.fs.log.Warn("read failed", "path", n.path(), "err", err)
+		return nil, toErrno(err)
+	}
+	return fuse.ReadResultData(dest[:k]), 0
+}
+
+// Write implements fusefs.FileWriter.
+func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	n := h.n
+	n.upMu.Lock()
+	defer n.upMu.Unlock()
+	if err := n.ensureStaged(ctx, -1); err != nil {
+		return 0, toErrno(err)
+	}
+	n.mu.Lock()
+	st := n.staged
+	n.mu.Unlock()
+	k, err := st.file.WriteAt(data, off)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if end := off + int64(k); end > st.size {
+		st.size = end
+	}
+	if k > 0 {
+		now := time.Now()
+		st.dirty = true
+		n.pending.MTime = &now
+	}
+	if err != nil {
+		return uint32(k), toErrno(err)
+	}
+	return uint32(k), 0
+}
+
+// Flush implements fusefs.FileFlusher: close() returns once the content is
+// on the server.
+func (h *handle) Flush(ctx context.Context) syscall.Errno {
+	if !h.write {
+		return 0
+	}
+	return h.n.upload(ctx)
+}
+
+// Fsync implements fusefs.FileFsyncer.
+func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	if !h.write {
+		return 0
+	}
+	return h.n.upload(ctx)
+}
+
+// Release implements fusefs.FileReleaser.
+func (h *handle) Release(ctx context.Context) syscall.Errno {
+	h.rd.close()
+	n := h.n
+	n.upMu.Lock()
+	defer n.upMu.Unlock()
+	n.mu.Lock()
+	n.opens--
+	n.mu.Unlock()
+	n.dropStagingLocked()
+	return 0
+}
+
+// Allocate implements fusefs.NodeAllocater on the staging file.
+func (n *Node) Allocate(ctx context.Context, f fusefs.FileHandle, off uint64, size uint64, mode uint32) syscall.Errno {
+	n.upMu.Lock()
+	defer n.upMu.Unlock()
+	if err := n.ensureStaged(ctx, -1); err != nil {
+		return toErrno(err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st := n.staged
+	if err := syscall.Fallocate(int(st.file.Fd()), mode, int64(off), int64(size)); err != nil {
+		return toErrno(err)
+	}
+	if fi, err := st.file.Stat(); err == nil && fi.Size() != st.size {
+		st.size, st.dirty = fi.Size(), true
+		now := time.Now()
+		n.pending.MTime = &now
+	}
+	return 0
+}

@@ -1,0 +1,142 @@
+package fs
+
+import (
+	"context"
+	"syscall"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+)
+
+// Rename flags of renameat2(2).
+const (
+	renameNoReplace = 0x1
+	renameExchange  = 0x2
+)
+
+// Rename implements fusefs.NodeRenamer. The local rules of rename(2) are
+// checked first (a directory is only replaced by a directory, and only when
+// empty); a file not yet on the server moves without a remote call.
+func (n *Node) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if n.fs.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	if flags&renameExchange != 0 {
+		return syscall.EINVAL
+	}
+	np, ok := newParent.(*Node)
+	if !ok {
+		return syscall.EXDEV
+	}
+	from, to := n.childPath(name), np.childPath(newName)
+	if from == to {
+		return 0
+	}
+	src := n.childNode(name)
+	if src == nil {
+		return syscall.ENOENT
+	}
+	srcDir := src.StableAttr().Mode == syscall.S_IFDIR
+
+	dst, dstExists, errno := np.probeChild(ctx, newName)
+	if errno != 0 {
+		return errno
+	}
+	if dstExists {
+		if flags&renameNoReplace != 0 {
+			return syscall.EEXIST
+		}
+		if errno := np.checkReplace(ctx, to, srcDir, dst); errno != 0 {
+			return errno
+		}
+	}
+
+	if !src.isLocal() {
+		cctx, cancel := n.fs.call(ctx)
+		err := n.fs.be.Rename(cctx, from, to, true)
+		cancel()
+		if err != nil {
+			n.fs.log.Warn("rename failed", "from", from, "to", to, "err", err)
+			return toErrno(err)
+		}
+	} else if dstExists && dst != nil && !dst.isLocal() {
+		// The local file replaces a remote one: its upload must overwrite it.
+		np.removeRemote(ctx, to)
+	}
+	if dst != nil {
+		dst.mu.Lock()
+		dst.unlinked, dst.local = true, false
+		dst.mu.Unlock()
+	}
+	n.fs.inos.rename(from, to)
+	if n.fs.store != nil {
+		n.fs.store.Index.Rename(from, to)
+	}
+	fromDir, _ := splitPath(from)
+	toDir, _ := splitPath(to)
+	n.fs.dirs.forgetTree(fromDir)
+	n.fs.dirs.forgetTree(toDir)
+	return 0
+}
+
+// childNode returns the node of a child the kernel knows, or nil.
+func (n *Node) childNode(name string) *Node {
+	if ch := n.GetChild(name); ch != nil {
+		cn, _ := ch.Operations().(*Node)
+		return cn
+	}
+	return nil
+}
+
+// probeChild tells whether name exists below n, with its node if it has one.
+func (n *Node) probeChild(ctx context.Context, name string) (*Node, bool, syscall.Errno) {
+	if cn := n.childNode(name); cn != nil {
+		return cn, true, 0
+	}
+	if _, found, known := n.fs.dirs.lookup(n.path(), name); known {
+		return nil, found, 0
+	}
+	cctx, cancel := n.fs.call(ctx)
+	defer cancel()
+	_, err := n.fs.be.Stat(cctx, n.childPath(name))
+	switch errno := toErrno(err); errno {
+	case 0:
+		return nil, true, 0
+	case syscall.ENOENT:
+		return nil, false, 0
+	default:
+		return nil, false, errno
+	}
+}
+
+// checkReplace applies rename(2)'s rules for replacing the existing to.
+func (n *Node) checkReplace(ctx context.Context, to string, srcDir bool, dst *Node) syscall.Errno {
+	var dstDir bool
+	if dst != nil {
+		dstDir = dst.StableAttr().Mode == syscall.S_IFDIR
+	} else {
+		cctx, cancel := n.fs.call(ctx)
+		e, err := n.fs.be.Stat(cctx, to)
+		cancel()
+		if err != nil {
+			return toErrno(err)
+		}
+		dstDir = e.IsDir
+	}
+	switch {
+	case srcDir && !dstDir:
+		return syscall.ENOTDIR
+	case !srcDir && dstDir:
+		return syscall.EISDIR
+	case dstDir:
+		cctx, cancel := n.fs.call(ctx)
+		entries, err := n.fs.be.List(cctx, to)
+		cancel()
+		if err != nil {
+			return toErrno(err)
+		}
+		if len(entries) > 0 {
+			return syscall.ENOTEMPTY
+		}
+	}
+	return 0
+}

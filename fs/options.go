@@ -1,0 +1,34 @@
+// Package fs is the FUSE adapter: one go-fuse node per path, backed by a
+// backends.Backend and a cache.Store. It maps backend errors to errno in one
+// table (errno.go) and keeps inode numbers stable for the life of the mount.
+package fs
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Options configure a mount.
+type Options struct {
+	// UID and GID own every file that has no stored owner.
+	UID, GID uint32
+	// Privileged: the daemon runs as root, so chown is accepted and the owner
+	// is stored with the file's metadata. Otherwise only a chown to UID/GID is
+	// accepted (as on a local filesystem) and EPERM is answered.
+	Privileged bool
+	// ReadOnly refuses every change with EROFS.
+	ReadOnly bool
+	// Timeout is the deadline of each remote call (default 30s).
+	Timeout time.Duration
+	// AttrTimeout is how long the kernel and the directory cache may trust
+	// attributes and listings (default 1s).
+	AttrTimeout time.Duration
+	// AllowOther and DefaultPermissions are the FUSE mount options.
+	AllowOther, DefaultPermissions bool
+	// FSName is the source shown in /proc/mounts and df (no secrets).
+	FSName string
+	// Debug logs every FUSE request.
+	Debug bool
+	// Logger receives the mount's log; nil means slog.Default().
+	Logger *slog.Logger
+}
