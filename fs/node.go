@@ -42,6 +42,9 @@ type Node struct {
 	opens int
 	// target is a symlink's target, once known.
 	target string
+	// cached is the server version whose content the kernel's page cache
+	// holds; an open of the same version keeps the page cache.
+	cached string
 }
 
 // kind returns the file type bits of an entry.
@@ -161,30 +164,41 @@ func (n *Node) fill(out *fuse.Attr) {
 // timeout are read again from the server; if it cannot be reached, the last
 // known ones are served.
 func (n *Node) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	n.mu.Lock()
-	stale := n.staged == nil && !n.local && !n.unlinked && time.Since(n.fetched) > n.fs.opts.AttrTimeout
-	n.mu.Unlock()
-	if stale {
-		p := n.path()
-		cctx, cancel := n.fs.call(ctx)
-		e, err := n.fs.be.Stat(cctx, p)
-		cancel()
-		switch {
-		case err == nil && kind(e) == n.StableAttr().Mode:
-			if p == "" {
-				e.Name = ""
-			}
-			n.refresh(n.fs.resolve(p, e))
-		case toErrno(err) == syscall.ENOENT:
-			return syscall.ENOENT
-		case err != nil:
-			n.fs.log.Debug("stat failed, serving cached attributes", "path", p, "err", err)
-		}
+	if errno := n.revalidate(ctx); errno != 0 {
+		return errno
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.fill(&out.Attr)
 	out.SetTimeout(n.fs.opts.AttrTimeout)
+	return 0
+}
+
+// revalidate reads the node's entry again from the server when it is older
+// than the attribute timeout and no local data is newer. It answers ENOENT if
+// the file is gone; other errors keep the last known entry (offline).
+func (n *Node) revalidate(ctx context.Context) syscall.Errno {
+	n.mu.Lock()
+	stale := n.staged == nil && !n.local && !n.unlinked && time.Since(n.fetched) > n.fs.opts.AttrTimeout
+	n.mu.Unlock()
+	if !stale {
+		return 0
+	}
+	p := n.path()
+	cctx, cancel := n.fs.call(ctx)
+	e, err := n.fs.be.Stat(cctx, p)
+	cancel()
+	switch {
+	case err == nil && kind(e) == n.StableAttr().Mode:
+		if p == "" {
+			e.Name = ""
+		}
+		n.refresh(n.fs.resolve(p, e))
+	case toErrno(err) == syscall.ENOENT:
+		return syscall.ENOENT
+	case err != nil:
+		n.fs.log.Debug("stat failed, serving cached attributes", "path", p, "err", err)
+	}
 	return 0
 }
 

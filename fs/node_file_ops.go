@@ -27,10 +27,20 @@ func (n *Node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 			return nil, 0, errno
 		}
 	}
+	if errno := n.revalidate(ctx); errno != 0 {
+		return nil, 0, errno
+	}
+	var fuseFlags uint32
 	n.mu.Lock()
 	n.opens++
+	if v := n.entry.Version; n.staged == nil && v != "" {
+		if v == n.cached {
+			fuseFlags |= fuse.FOPEN_KEEP_CACHE
+		}
+		n.cached = v
+	}
 	n.mu.Unlock()
-	return &handle{n: n, write: write}, 0, 0
+	return &handle{n: n, write: write}, fuseFlags, 0
 }
 
 // ensureStaged gives the node a staging file holding its current content,
@@ -189,6 +199,7 @@ func (n *Node) uploadTo(ctx context.Context, p string) syscall.Errno {
 	n.mu.Lock()
 	st.dirty, st.base, n.local = false, e.Version, false
 	n.pending = backends.Meta{}
+	n.cached = e.Version
 	n.entry, n.fetched = e, time.Now()
 	n.mu.Unlock()
 	dir, name := splitPath(p)
