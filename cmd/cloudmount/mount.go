@@ -1,0 +1,190 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cloudmount/cloudmount/cache"
+	"github.com/cloudmount/cloudmount/mountutil"
+)
+
+// mountConfig is a mount with everything resolved: what the foreground
+// command hands to its daemon (as JSON, over a pipe). It holds the password:
+// log it only through LogValue.
+type mountConfig struct {
+	Source             string        `json:"source"` // canonical URL, no user
+	FSName             string        `json:"fsname"` // source with user, for mount tables
+	User               string        `json:"user,omitempty"`
+	Password           string        `json:"password,omitempty"`
+	PasswordFrom       string        `json:"password_from,omitempty"`
+	Mountpoint         string        `json:"mountpoint"`     // absolute, or /dev/fd/N
+	MountpointArg      string        `json:"mountpoint_arg"` // as the user wrote it
+	CAFile             string        `json:"ca_file,omitempty"`
+	CacheDir           string        `json:"cache_dir"`
+	LogFile            string        `json:"log_file,omitempty"`
+	UID                uint32        `json:"uid"`
+	GID                uint32        `json:"gid"`
+	AllowOther         bool          `json:"allow_other,omitempty"`
+	DefaultPermissions bool          `json:"default_permissions,omitempty"`
+	ReadOnly           bool          `json:"read_only,omitempty"`
+	NonEmpty           bool          `json:"nonempty,omitempty"`
+	Timeout            time.Duration `json:"timeout"`
+	AttrTimeout        time.Duration `json:"attr_timeout"`
+	Verbose            bool          `json:"verbose,omitempty"`
+	Debug              bool          `json:"debug,omitempty"`
+	Foreground         bool          `json:"-"`
+}
+
+// LogValue logs the settings without the password.
+func (c *mountConfig) LogValue() slog.Value {
+	auth := "none"
+	if c.User != "" {
+		auth = "password from " + c.PasswordFrom
+	}
+	return slog.GroupValue(
+		slog.String("source", c.Source), slog.String("user", c.User), slog.String("auth", auth),
+		slog.String("mountpoint", c.Mountpoint), slog.String("cache_dir", c.CacheDir),
+		slog.String("ca_file", c.CAFile), slog.Bool("ro", c.ReadOnly),
+		slog.Any("uid", c.UID), slog.Any("gid", c.GID),
+		slog.Bool("allow_other", c.AllowOther), slog.Bool("default_permissions", c.DefaultPermissions),
+		slog.Duration("timeout", c.Timeout), slog.Duration("attr_timeout", c.AttrTimeout),
+		slog.Bool("debug", c.Debug),
+	)
+}
+
+// mountCommand is "cloudmount [mount] SOURCE MOUNTPOINT [flags]".
+func mountCommand(args []string, stdout, stderr io.Writer) error {
+	f, err := parseMountArgs(args)
+	if err != nil {
+		return err
+	}
+	if f.help {
+		mountUsage(stdout)
+		return nil
+	}
+	cfg, err := resolveMount(f)
+	if err != nil {
+		return err
+	}
+	if cfg.Foreground {
+		return runForeground(cfg, stderr)
+	}
+	return startDaemon(cfg, stderr)
+}
+
+// resolveMount turns the flags into a mountConfig: it parses the source,
+// checks the mountpoint, finds the password and picks the cache directory
+// and log file. It runs before the daemon starts, so these errors come
+// straight from the command the user ran.
+func resolveMount(f *mountFlags) (*mountConfig, error) {
+	src, err := parseSource(f.source)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	user := src.User
+	switch {
+	case f.user == "" || f.user == user:
+	case user == "":
+		user = f.user
+	case !f.userFromOption:
+		return nil, usageErrorf("the URL names user %q but --user says %q", user, f.user)
+	}
+	cfg := &mountConfig{
+		Source: src.URL.String(), MountpointArg: f.mountpoint,
+		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
+		AllowOther: f.allowOther, DefaultPermissions: f.defaultPermissions,
+		ReadOnly: f.readOnly, NonEmpty: f.nonempty,
+		Timeout: time.Duration(f.timeout), AttrTimeout: time.Duration(f.attrTimeout),
+		Verbose: f.verbose, Debug: f.debug, Foreground: f.foreground,
+	}
+	if f.uid >= 0 {
+		cfg.UID = uint32(f.uid)
+	}
+	if f.gid >= 0 {
+		cfg.GID = uint32(f.gid)
+	}
+	if cfg.Mountpoint, err = mountutil.CheckMountpoint(f.mountpoint, f.nonempty); err != nil {
+		return nil, err
+	}
+	for _, p := range []struct{ dst, src *string }{{&cfg.CAFile, &f.caFile}, {&cfg.LogFile, &f.logFile}, {&cfg.CacheDir, &f.cacheDir}} {
+		if *p.src != "" {
+			if *p.dst, err = filepath.Abs(*p.src); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if cfg.CAFile != "" {
+		if _, err := os.Stat(cfg.CAFile); err != nil {
+			return nil, fmt.Errorf("--ca-file: %w", err)
+		}
+	}
+	creds, err := mountutil.PasswordLookup{
+		URL: cfg.Source, User: user,
+		SecretsFile: f.secretsFile, NetrcFile: mountutil.DefaultNetrcFile(),
+		Prompt: mountutil.TerminalPrompt(),
+	}.Resolve()
+	if err != nil {
+		return nil, err
+	}
+	cfg.User, cfg.Password, cfg.PasswordFrom = creds.User, creds.Password, creds.From
+	cfg.FSName = fsName(src.URL, cfg.User)
+	if cfg.CacheDir == "" {
+		if cfg.CacheDir, err = cache.DefaultDir(cfg.Source, cfg.User); err != nil {
+			return nil, fmt.Errorf("cache directory: %w", err)
+		}
+	}
+	if cfg.LogFile == "" && !cfg.Foreground {
+		cfg.LogFile = filepath.Join(cfg.CacheDir, "daemon.log")
+	}
+	return cfg, nil
+}
+
+// startDaemon re-executes cloudmount in the background, hands it cfg and
+// waits until it has mounted or failed.
+func startDaemon(cfg *mountConfig, stderr io.Writer) error {
+	d := mountutil.Daemon{
+		Args:     mountutil.DaemonArgs(os.Args[0], cfg.FSName, cfg.Mountpoint),
+		Env:      mountutil.DaemonEnv(os.Environ()),
+		Settings: cfg,
+		Timeout:  3*cfg.Timeout + 30*time.Second,
+		LogFile:  cfg.LogFile,
+	}
+	if fd, ok := mountutil.FDMountpoint(cfg.Mountpoint); ok {
+		// mount.fuse3 -o drop_privileges: pass the open /dev/fuse on.
+		d.Files = []*os.File{os.NewFile(uintptr(fd), cfg.Mountpoint)}
+		child := *cfg
+		child.Mountpoint = fmt.Sprintf("/dev/fd/%d", mountutil.InheritedFD(0))
+		d.Settings = &child
+	}
+	pid, err := d.Start()
+	if err != nil {
+		return err
+	}
+	if cfg.Verbose {
+		fmt.Fprintf(stderr, "cloudmount: mounted %s on %s (daemon pid %d, log %s)\n",
+			cfg.FSName, cfg.MountpointArg, pid, cfg.LogFile)
+	}
+	return nil
+}
+
+// runForeground mounts in this process and returns once it is unmounted.
+func runForeground(cfg *mountConfig, stderr io.Writer) error {
+	// Programs started from here (fusermount3) need not see it.
+	_ = os.Unsetenv(mountutil.PasswordEnv)
+	w := stderr
+	if cfg.LogFile != "" {
+		f, err := openLogFile(cfg.LogFile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		w = f
+	}
+	log := newLogger(w, cfg.Verbose)
+	slog.SetDefault(log)
+	return serveMount(cfg, log, func() {})
+}

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/cloudmount/cloudmount/mountutil"
+	"github.com/spf13/pflag"
+)
+
+// mountFlags are the flags of the mount command; each one can also be given
+// as -o name or -o name=value.
+type mountFlags struct {
+	foreground         bool
+	user               string
+	secretsFile        string
+	caFile             string
+	cacheDir           string
+	uid, gid           int
+	allowOther         bool
+	defaultPermissions bool
+	readOnly           bool
+	timeout            duration
+	attrTimeout        duration
+	logFile            string
+	verbose            bool
+	debug              bool
+	nonempty           bool
+	options            []string
+	help               bool
+
+	// userFromOption: the user came from -o user=NAME, which mount(8) may
+	// also use for the local user of an fstab "user" mount; a user in the
+	// URL wins over it.
+	userFromOption bool
+
+	source, mountpoint string
+}
+
+// optionAliases are -o options that set a flag of another name.
+var optionAliases = map[string]mountutil.OptionAlias{
+	"rw": {Flag: "ro", Value: "false"},
+}
+
+// newMountFlagSet defines the mount flags on a fresh FlagSet writing errors
+// nowhere (they are returned).
+func newMountFlagSet(f *mountFlags) *pflag.FlagSet {
+	flags := pflag.NewFlagSet("mount", pflag.ContinueOnError)
+	flags.SetOutput(io.Discard)
+	flags.SortFlags = false
+	f.timeout = duration(30 * time.Second)
+	f.attrTimeout = duration(time.Second)
+	flags.BoolVarP(&f.foreground, "foreground", "f", false, "stay in the foreground, log to stderr, unmount on Ctrl-C")
+	flags.StringVar(&f.user, "user", "", "remote user `NAME` (also from the URL: https://NAME@host/...)")
+	flags.StringVar(&f.secretsFile, "secrets-file", mountutil.DefaultSecretsFile(), "`FILE` of \"URL user password\" lines, mode 0600")
+	flags.StringVar(&f.caFile, "ca-file", "", "trust the CA certificates in `FILE` (PEM) for https")
+	flags.StringVar(&f.cacheDir, "cache-dir", "", "cache `DIR` (default: one per source and user under ~/.cache/cloudmount)")
+	flags.IntVar(&f.uid, "uid", -1, "`UID` that owns the files (default: yours)")
+	flags.IntVar(&f.gid, "gid", -1, "`GID` of the files (default: yours)")
+	flags.BoolVar(&f.allowOther, "allow-other", false, "let other users access the mount (non-root: needs user_allow_other in /etc/fuse.conf)")
+	flags.BoolVar(&f.defaultPermissions, "default-permissions", false, "let the kernel check permissions against the files' mode and owner")
+	flags.BoolVar(&f.readOnly, "ro", false, "mount read-only (-o ro; -o rw is the default)")
+	flags.Var(&f.timeout, "timeout", "deadline of each remote call, e.g. 30s or 2m (plain numbers are seconds)")
+	flags.Var(&f.attrTimeout, "attr-timeout", "how long attributes and listings are trusted")
+	flags.StringVar(&f.logFile, "log-file", "", "log to `FILE` (default: daemon.log in the cache directory; with -f: stderr)")
+	flags.BoolVarP(&f.verbose, "verbose", "v", false, "log more (debug level)")
+	flags.BoolVar(&f.debug, "debug", false, "log every FUSE request")
+	flags.BoolVar(&f.nonempty, "nonempty", false, "allow mounting over a non-empty directory")
+	flags.StringArrayVarP(&f.options, "options", "o", nil, "mount options: any flag above as `OPT[,OPT...]` (name or name=value), plus fstab's")
+	flags.BoolVarP(&f.help, "help", "h", false, "show this help")
+	return flags
+}
+
+// parseMountArgs parses the mount command line: flags, -o lists and
+// exactly two positional arguments. Errors are usage errors.
+func parseMountArgs(args []string) (*mountFlags, error) {
+	f := &mountFlags{}
+	flags := newMountFlagSet(f)
+	if err := flags.Parse(args); err != nil {
+		return nil, usageError{err}
+	}
+	if f.help {
+		return f, nil
+	}
+	cliUser := f.user
+	if err := mountutil.ApplyOptions(flags, f.options, optionAliases, "options", "help"); err != nil {
+		return nil, usageError{err}
+	}
+	f.userFromOption = f.user != cliUser
+	switch n := flags.NArg(); {
+	case n < 2:
+		return nil, usageErrorf("missing %s", []string{"SOURCE and MOUNTPOINT", "MOUNTPOINT"}[n])
+	case n > 2:
+		return nil, usageErrorf("too many arguments: want SOURCE MOUNTPOINT, got %d arguments", n)
+	}
+	f.source, f.mountpoint = flags.Arg(0), flags.Arg(1)
+	if f.uid < -1 || f.gid < -1 || int64(f.uid) > 1<<32-2 || int64(f.gid) > 1<<32-2 {
+		return nil, usageErrorf("--uid and --gid must be user and group numbers")
+	}
+	if f.timeout <= 0 || f.attrTimeout < 0 {
+		return nil, usageErrorf("--timeout must be positive and --attr-timeout not negative")
+	}
+	return f, nil
+}
+
+// mountUsage writes the mount command's help.
+func mountUsage(w io.Writer) {
+	var f mountFlags
+	fmt.Fprint(w, mountUsageHead)
+	fmt.Fprint(w, flagUsages(newMountFlagSet(&f)))
+	fmt.Fprint(w, mountUsageTail)
+}
+
+// duration is a flag value that takes a Go duration ("30s", "1m") or a plain
+// number of seconds, as fstab users write it.
+type duration time.Duration
+
+// Set parses a duration or a number of seconds.
+func (d *duration) Set(s string) error {
+	if secs, err := strconv.ParseFloat(s, 64); err == nil {
+		if math.IsNaN(secs) || math.Abs(secs) > float64(math.MaxInt64/int64(time.Second)) {
+			return fmt.Errorf("not a duration")
+		}
+		*d = duration(secs * float64(time.Second))
+	} else {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("not a duration (want e.g. 30s, 2m or a number of seconds)")
+		}
+		*d = duration(v)
+	}
+	if *d < 0 {
+		return fmt.Errorf("negative duration")
+	}
+	return nil
+}
+
+// String formats the duration the way time.Duration does.
+func (d *duration) String() string { return time.Duration(*d).String() }
+
+// Type names the value in help texts.
+func (d *duration) Type() string { return "duration" }

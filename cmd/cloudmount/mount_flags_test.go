@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseMountArgs(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		check func(*mountFlags) bool
+	}{
+		{"mount(8) form", []string{"https://h/d/", "/mnt", "-o", "rw,noauto,user,_netdev,nofail,dev,suid,uid=1000,gid=100,allow_other,x-systemd.automount"},
+			func(f *mountFlags) bool {
+				return f.source == "https://h/d/" && f.mountpoint == "/mnt" && f.uid == 1000 && f.gid == 100 &&
+					f.allowOther && !f.readOnly && f.user == "" && !f.foreground
+			}},
+		{"flags", []string{"-f", "--user", "bob", "--ro", "--timeout", "1m", "--attr-timeout=0", "https://h/", "/mnt", "-v"},
+			func(f *mountFlags) bool {
+				return f.foreground && f.user == "bob" && f.readOnly && f.timeout == duration(time.Minute) &&
+					f.attrTimeout == 0 && f.verbose && !f.userFromOption
+			}},
+		{"-o user=NAME", []string{"https://h/", "/mnt", "-o", "user=alice,ro"},
+			func(f *mountFlags) bool { return f.user == "alice" && f.userFromOption && f.readOnly }},
+		{"-o user alone", []string{"https://h/", "/mnt", "-o", "user"},
+			func(f *mountFlags) bool { return f.user == "" }},
+		{"several -o, dash and underscore", []string{"-o", "default_permissions", "https://h/", "/mnt", "-o", "attr-timeout=5,timeout=2.5", "-odebug"},
+			func(f *mountFlags) bool {
+				return f.defaultPermissions && f.attrTimeout == duration(5*time.Second) &&
+					f.timeout == duration(2500*time.Millisecond) && f.debug
+			}},
+		{"-o secrets_file", []string{"https://h/", "/mnt", "-o", "secrets_file=/etc/cm,cache_dir=/var/cache/cm,log_file=/tmp/l,ca_file=/ca,nonempty,foreground,verbose"},
+			func(f *mountFlags) bool {
+				return f.secretsFile == "/etc/cm" && f.cacheDir == "/var/cache/cm" && f.logFile == "/tmp/l" &&
+					f.caFile == "/ca" && f.nonempty && f.foreground && f.verbose
+			}},
+		{"defaults", []string{"https://h/", "/mnt"},
+			func(f *mountFlags) bool {
+				return f.timeout == duration(30*time.Second) && f.attrTimeout == duration(time.Second) &&
+					f.uid == -1 && f.gid == -1 && strings.HasSuffix(f.secretsFile, "/cloudmount/secrets")
+			}},
+		{"help", []string{"--help"}, func(f *mountFlags) bool { return f.help }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := parseMountArgs(tt.args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(f) {
+				t.Errorf("parsed %q as %+v", tt.args, *f)
+			}
+		})
+	}
+}
+
+func TestParseMountArgsErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"https://h/"}, "missing MOUNTPOINT"},
+		{[]string{}, "missing SOURCE and MOUNTPOINT"},
+		{[]string{"a", "b", "c"}, "too many arguments"},
+		{[]string{"https://h/", "/mnt", "-o", "rw,bogus"}, `unknown mount option "bogus"`},
+		{[]string{"https://h/", "/mnt", "-o", "password=x"}, `unknown mount option "password"`},
+		{[]string{"https://h/", "/mnt", "-o", "options=ro"}, `unknown mount option "options"`},
+		{[]string{"https://h/", "/mnt", "--bogus"}, "unknown flag: --bogus"},
+		{[]string{"https://h/", "/mnt", "-o", "uid=x"}, `mount option "uid"`},
+		{[]string{"https://h/", "/mnt", "--uid=-5"}, "--uid and --gid"},
+		{[]string{"https://h/", "/mnt", "--timeout=0"}, "--timeout must be positive"},
+		{[]string{"https://h/", "/mnt", "--timeout=soon"}, "not a duration"},
+		{[]string{"https://h/", "/mnt", "--timeout=NaN"}, "not a duration"},
+		{[]string{"https://h/", "/mnt", "-o", "timeout=-1"}, "negative duration"},
+	}
+	for _, tt := range tests {
+		_, err := parseMountArgs(tt.args)
+		var usage usageError
+		if err == nil || !strings.Contains(err.Error(), tt.want) || !errors.As(err, &usage) {
+			t.Errorf("parseMountArgs(%q) error = %v, want a usage error %q", tt.args, err, tt.want)
+		}
+	}
+}
+
+func TestResolveMountUser(t *testing.T) {
+	mnt := t.TempDir()
+	t.Setenv("CLOUDMOUNT_PASSWORD", "pw")
+	tests := []struct {
+		args     []string
+		wantUser string
+		wantErr  string
+	}{
+		{[]string{"https://alice@h/", mnt}, "alice", ""},
+		{[]string{"https://h/", mnt, "--user", "bob"}, "bob", ""},
+		{[]string{"https://alice@h/", mnt, "--user", "alice"}, "alice", ""},
+		{[]string{"https://alice@h/", mnt, "--user", "bob"}, "", `the URL names user "alice" but --user says "bob"`},
+		// mount(8) may pass user=LOCALUSER for an fstab "user" mount: the URL wins.
+		{[]string{"https://alice@h/", mnt, "-o", "user=bob"}, "alice", ""},
+		{[]string{"https://h/", mnt, "-o", "user=bob"}, "bob", ""},
+	}
+	for _, tt := range tests {
+		f, err := parseMountArgs(append(tt.args, "--secrets-file", "", "--cache-dir", t.TempDir()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := resolveMount(f)
+		if tt.wantErr != "" {
+			if err == nil || err.Error() != tt.wantErr {
+				t.Errorf("%q: error = %v, want %q", tt.args, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tt.args, err)
+			continue
+		}
+		if cfg.User != tt.wantUser || cfg.Password != "pw" || cfg.FSName != "https://"+tt.wantUser+"@h/" {
+			t.Errorf("%q: user %q password %q fsname %q; want user %q", tt.args, cfg.User, cfg.Password, cfg.FSName, tt.wantUser)
+		}
+	}
+}
+
+func TestMountConfigLogNoPassword(t *testing.T) {
+	cfg := &mountConfig{Source: "https://h/", User: "alice", Password: "hunter2", PasswordFrom: "$CLOUDMOUNT_PASSWORD", Timeout: time.Second}
+	var buf bytes.Buffer
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("start", "config", cfg)
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("start", "config", cfg)
+	if strings.Contains(buf.String(), "hunter2") {
+		t.Errorf("password logged: %s", buf.String())
+	}
+	if !strings.Contains(buf.String(), "password from $CLOUDMOUNT_PASSWORD") {
+		t.Errorf("log lacks where the password came from: %s", buf.String())
+	}
+}

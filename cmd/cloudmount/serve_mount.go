@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/cloudmount/cloudmount/backends"
+	"github.com/cloudmount/cloudmount/cache"
+	"github.com/cloudmount/cloudmount/fs"
+	"github.com/cloudmount/cloudmount/mountutil"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// errInterrupted is the outcome of a signal before the mount was ready.
+var errInterrupted = errors.New("interrupted before the mount was ready")
+
+// serveMount runs one mount, in the foreground process or in the daemon:
+// it opens the backend and the cache, mounts, calls ready, and serves until
+// the filesystem is unmounted (fusermount3 -u, cloudmount unmount) or a
+// signal asks it to unmount. It returns nil after a clean unmount.
+func serveMount(cfg *mountConfig, log *slog.Logger, ready func()) error {
+	sigs := make(chan os.Signal, 2)
+	caught := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if cfg.Foreground {
+		caught = append(caught, syscall.SIGHUP)
+	}
+	signal.Notify(sigs, caught...)
+	defer signal.Stop(sigs)
+
+	log.Info("starting cloudmount", "version", versionString(), "pid", os.Getpid(), "config", cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stopWatch := watchSignals(sigs, cancel)
+	srv, closeAll, err := setUp(ctx, cfg, log)
+	stopWatch()
+	if err != nil {
+		if ctx.Err() != nil {
+			return errInterrupted
+		}
+		return err
+	}
+	defer closeAll()
+	ready()
+	log.Info("mounted", "mountpoint", cfg.Mountpoint, "source", cfg.FSName)
+	if ctx.Err() != nil {
+		// A signal arrived while the kernel was taking the mount.
+		select {
+		case sigs <- syscall.SIGTERM:
+		default: // another signal is queued already
+		}
+	}
+	waitUnmount(srv, sigs, log)
+	log.Info("unmounted", "mountpoint", cfg.Mountpoint)
+	return nil
+}
+
+// watchSignals cancels the set-up on the first signal. The returned stop
+// function returns once the watcher is gone, so that afterwards a signal is
+// seen either as a cancelled context or in sigs, never lost.
+func watchSignals(sigs <-chan os.Signal, cancel context.CancelFunc) (stop func()) {
+	done, gone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(gone)
+		select {
+		case s := <-sigs:
+			slog.Info("signal received: cancelling", "signal", s.String())
+			cancel()
+		case <-done:
+		}
+	}()
+	return func() { close(done); <-gone }
+}
+
+// setUp opens the backend and the cache directory and mounts. On error
+// everything opened so far is closed again; on success closeAll closes it
+// after the unmount.
+func setUp(ctx context.Context, cfg *mountConfig, log *slog.Logger) (srv *fuse.Server, closeAll func(), err error) {
+	if _, err := mountutil.CheckMountpoint(cfg.Mountpoint, cfg.NonEmpty); err != nil {
+		return nil, nil, err
+	}
+	u, err := url.Parse(cfg.Source)
+	if err != nil {
+		return nil, nil, fmt.Errorf("source: %w", err)
+	}
+	kind, ok := sourceSchemes[u.Scheme]
+	if !ok {
+		return nil, nil, fmt.Errorf("unsupported source scheme %q", u.Scheme)
+	}
+	b, err := kind.open(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Info("connected", "backend", kind.name, "remote", b.String())
+	store, err := cache.Open(cfg.CacheDir)
+	if err != nil {
+		closeBackend(b, log)
+		return nil, nil, fmt.Errorf("cache directory %s: %w", cfg.CacheDir, err)
+	}
+	srv, err = fs.Mount(cfg.Mountpoint, b, store, fs.Options{
+		UID: cfg.UID, GID: cfg.GID, Privileged: os.Geteuid() == 0,
+		ReadOnly: cfg.ReadOnly, Timeout: cfg.Timeout, AttrTimeout: cfg.AttrTimeout,
+		AllowOther: cfg.AllowOther, DefaultPermissions: cfg.DefaultPermissions,
+		FSName: cfg.FSName, Debug: cfg.Debug, Logger: log,
+	})
+	if err != nil {
+		closeStore(store, log)
+		closeBackend(b, log)
+		return nil, nil, fmt.Errorf("mount %s: %w", cfg.MountpointArg, err)
+	}
+	return srv, func() { closeStore(store, log); closeBackend(b, log) }, nil
+}
+
+// waitUnmount serves until the kernel drops the mount. A signal asks for an
+// unmount; if that fails (busy), the mount stays and a later signal tries
+// again.
+func waitUnmount(srv *fuse.Server, sigs <-chan os.Signal, log *slog.Logger) {
+	done := make(chan struct{})
+	go func() { srv.Wait(); close(done) }()
+	for {
+		select {
+		case <-done:
+			return
+		case s := <-sigs:
+			log.Info("unmounting", "signal", s.String())
+			if err := srv.Unmount(); err != nil {
+				log.Error("unmount failed; still mounted (close what uses it and try again)",
+					"err", strings.TrimSpace(err.Error()))
+			}
+		}
+	}
+}
+
+// closeStore closes the cache directory, logging a failure.
+func closeStore(s *cache.Store, log *slog.Logger) {
+	if err := s.Close(); err != nil {
+		log.Error("close cache", "err", err)
+	}
+}
+
+// closeBackend closes the backend, logging a failure.
+func closeBackend(b backends.Backend, log *slog.Logger) {
+	if err := b.Close(); err != nil {
+		log.Error("close backend", "err", err)
+	}
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/cloudmount/cloudmount/mountutil"
+	"github.com/spf13/pflag"
+)
+
+// mainUsage is the text of "cloudmount help".
+const mainUsage = `cloudmount mounts remote storage (WebDAV) as a local directory through FUSE.
+
+Usage:
+  cloudmount SOURCE MOUNTPOINT [-o OPT,OPT...] [flags]   mount (the form mount(8) uses)
+  cloudmount mount SOURCE MOUNTPOINT [flags]             the same
+  cloudmount unmount MOUNTPOINT                          unmount and wait until it is gone
+  cloudmount serve webdav DIR [--addr HOST:PORT]         serve DIR over WebDAV (demo)
+  cloudmount version                                     print the version
+  cloudmount help [mount|unmount|serve]                  show help
+
+SOURCE is a WebDAV URL: https://host/path/, http://..., davs://host/path
+(https) or dav://host/path (http). The user name may be in the URL
+(https://alice@host/dav/) or given with --user; the password never is.
+
+The command returns once the mount is ready; the filesystem is served by a
+background daemon until "cloudmount unmount MOUNTPOINT" or
+"fusermount3 -u MOUNTPOINT". With -f it stays in the foreground.
+
+Passwords are looked up in this order: $CLOUDMOUNT_PASSWORD, the secrets
+file (~/.config/cloudmount/secrets, mode 0600, lines "URL user password"),
+~/.netrc, then a prompt on the terminal.
+
+fstab (put the remote user in the URL: mount(8) may pass user=LOCALUSER):
+  https://alice@host/dav/  /home/alice/cloud  fuse.cloudmount  noauto,user,_netdev  0 0
+
+Exit codes: 0 success, 1 mount failed, 2 wrong usage.
+Run 'cloudmount help mount' for the mount flags and -o options.
+`
+
+// mountUsageHead and mountUsageTail frame the flag list of "help mount".
+const (
+	mountUsageHead = `Usage: cloudmount [mount] SOURCE MOUNTPOINT [-o OPT,OPT...] [flags]
+
+Mounts SOURCE (a WebDAV URL) on MOUNTPOINT, an existing empty directory, and
+returns once the mount is ready.
+
+Flags:
+`
+	mountUsageTail = `
+Every flag can also be given as a mount option, -o name or -o name=value,
+with '_' or '-' alike: -o allow_other,uid=1000,timeout=60s,ro.
+-o rw is the default. -o user=NAME sets the remote user (a user in the URL
+wins over it); -o user alone (fstab: let users mount) is ignored, as are the
+other options that fstab and mount(8) pass: defaults, users, nouser, auto,
+noauto, _netdev, nofail, suid, nosuid, dev, nodev, exec, noexec, atime,
+noatime, relatime, strictatime, sync, async, x-* and comment=*. Any other
+option is an error.
+`
+	unmountUsageHead = `Usage: cloudmount unmount MOUNTPOINT
+
+Unmounts a cloudmount mount (fusermount3 -u, or umount(2) as root) and waits
+until the kernel no longer lists it.
+
+Flags:
+`
+	serveUsageHead = `Usage: cloudmount serve webdav DIR [--addr HOST:PORT] [--user NAME]
+
+Serves DIR over WebDAV in the foreground until Ctrl-C, for trying cloudmount
+without a server. With --user, clients must log in as NAME with the password
+in $CLOUDMOUNT_PASSWORD.
+
+Flags:
+`
+)
+
+// helpCommand is "cloudmount help [TOPIC]".
+func helpCommand(args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		_, err := io.WriteString(stdout, mainUsage)
+		return err
+	}
+	if len(args) > 1 {
+		return usageErrorf("help takes one topic")
+	}
+	switch args[0] {
+	case "mount":
+		mountUsage(stdout)
+		return nil
+	case "unmount", "umount":
+		return unmountCommand([]string{"--help"}, stdout)
+	case "serve":
+		return serveCommand([]string{"--help"}, stdout, io.Discard)
+	}
+	return usageErrorf("no help on %q: try mount, unmount or serve", args[0])
+}
+
+// flagUsages lists the flags of a FlagSet, one per line, as the help texts show
+// them: bool flags without pflag's "[=true|false]", defaults only where they
+// say something.
+func flagUsages(flags *pflag.FlagSet) string {
+	type row struct{ left, usage string }
+	var (
+		rows  []row
+		width int
+	)
+	flags.VisitAll(func(f *pflag.Flag) {
+		if f.Hidden {
+			return
+		}
+		left := "      --" + f.Name
+		if f.Shorthand != "" {
+			left = "  -" + f.Shorthand + ", --" + f.Name
+		}
+		varname, usage := pflag.UnquoteUsage(f)
+		if varname != "" && varname != "bool" {
+			left += " " + strings.ToUpper(varname)
+		}
+		if f.Value.Type() != "bool" && f.DefValue != "" && f.DefValue != "-1" && f.DefValue != "[]" {
+			usage += " (default " + mountutil.Tildify(f.DefValue) + ")"
+		}
+		rows = append(rows, row{left, usage})
+		width = max(width, len(left))
+	})
+	var b strings.Builder
+	for _, r := range rows {
+		fmt.Fprintf(&b, "%-*s   %s\n", width, r.left, r.usage)
+	}
+	return b.String()
+}
