@@ -1,0 +1,151 @@
+package webdav
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cloudmount/cloudmount/backends"
+)
+
+// Dead properties in NS that hold backends.Meta:
+//
+//	cm:mtime   unix nanoseconds, decimal
+//	cm:mode    permission bits, octal ("644")
+//	cm:uid     decimal
+//	cm:gid     decimal
+//	cm:sha256  lower-case hex
+//	cm:type    "symlink", "fifo" or "socket"; absent for files and directories
+var metaProps = []string{"mtime", "mode", "uid", "gid", "sha256", "type"}
+
+// specialTypes are the values cm:type may take.
+var specialTypes = map[string]bool{"symlink": true, "fifo": true, "socket": true}
+
+// encodeMeta lists the cm: properties for the fields of m that are set.
+func encodeMeta(m backends.Meta) [][2]string {
+	var set [][2]string
+	if m.MTime != nil {
+		set = append(set, [2]string{"mtime", strconv.FormatInt(m.MTime.UnixNano(), 10)})
+	}
+	if m.Mode != nil {
+		set = append(set, [2]string{"mode", strconv.FormatUint(uint64(*m.Mode)&0o7777, 8)})
+	}
+	if m.UID != nil {
+		set = append(set, [2]string{"uid", strconv.FormatUint(uint64(*m.UID), 10)})
+	}
+	if m.GID != nil {
+		set = append(set, [2]string{"gid", strconv.FormatUint(uint64(*m.GID), 10)})
+	}
+	if m.SHA256 != "" {
+		set = append(set, [2]string{"sha256", strings.ToLower(m.SHA256)})
+	}
+	if m.Type != "" {
+		set = append(set, [2]string{"type", m.Type})
+	}
+	return set
+}
+
+// decodeMeta fills m from the cm: properties of p that parse.
+func decodeMeta(p *msProp, m *backends.Meta) {
+	if p.MTime != nil {
+		if n, err := strconv.ParseInt(strings.TrimSpace(*p.MTime), 10, 64); err == nil {
+			t := time.Unix(0, n)
+			m.MTime = &t
+		}
+	}
+	if p.Mode != nil {
+		if n, err := strconv.ParseUint(strings.TrimSpace(*p.Mode), 8, 32); err == nil {
+			mode := os.FileMode(n & 0o7777)
+			m.Mode = &mode
+		}
+	}
+	if p.UID != nil {
+		if n, err := strconv.ParseUint(strings.TrimSpace(*p.UID), 10, 32); err == nil {
+			v := uint32(n)
+			m.UID = &v
+		}
+	}
+	if p.GID != nil {
+		if n, err := strconv.ParseUint(strings.TrimSpace(*p.GID), 10, 32); err == nil {
+			v := uint32(n)
+			m.GID = &v
+		}
+	}
+	if p.SHA256 != nil {
+		s := strings.ToLower(strings.TrimSpace(*p.SHA256))
+		if b, err := hex.DecodeString(s); err == nil && len(b) == 32 {
+			m.SHA256 = s
+		}
+	}
+	if p.Type != nil {
+		if s := strings.TrimSpace(*p.Type); specialTypes[s] {
+			m.Type = s
+		}
+	}
+}
+
+// validateMeta refuses values that could not be read back.
+func validateMeta(m backends.Meta) error {
+	if m.SHA256 != "" {
+		if b, err := hex.DecodeString(m.SHA256); err != nil || len(b) != 32 {
+			return fmt.Errorf("sha256 %q is not 64 hex digits", m.SHA256)
+		}
+	}
+	if m.Type != "" && !specialTypes[m.Type] {
+		return fmt.Errorf("unknown file type %q", m.Type)
+	}
+	return nil
+}
+
+// SetMeta stores the fields of m that are set as dead properties (PROPPATCH)
+// and returns the entry as the server now has it.
+func (b *Backend) SetMeta(ctx context.Context, p string, m backends.Meta) (backends.Entry, error) {
+	p = cleanPath(p)
+	if err := validateMeta(m); err != nil {
+		return backends.Entry{}, fmt.Errorf("PROPPATCH %s: %w", display(p), err)
+	}
+	if !m.IsZero() {
+		if err := b.proppatch(ctx, p, encodeMeta(m), nil); err != nil {
+			return backends.Entry{}, err
+		}
+	}
+	return b.Stat(ctx, p)
+}
+
+// proppatch sets and removes cm: properties of p. It fails with
+// ErrUnsupported when the server refuses any of them.
+func (b *Backend) proppatch(ctx context.Context, p string, set [][2]string, remove []string) error {
+	ctx, cancel := b.callContext(ctx)
+	defer cancel()
+	resp, err := b.call(ctx, &request{
+		method: "PROPPATCH",
+		path:   p,
+		dir:    p == "",
+		body:   proppatchBody(set, remove),
+	})
+	if err != nil {
+		return err
+	}
+	defer drain(resp)
+	switch resp.StatusCode {
+	case 200, 204:
+		return nil
+	case 207:
+	default:
+		return statusError("PROPPATCH", p, resp)
+	}
+	res, err := parseMultistatus(resp.Body)
+	if err != nil {
+		return fmt.Errorf("PROPPATCH %s: %w", display(p), err)
+	}
+	for _, r := range res {
+		if r.failed || (r.status != 0 && (r.status < 200 || r.status > 299)) {
+			return fmt.Errorf("PROPPATCH %s: %w: the server refused the dead properties", display(p), backends.ErrUnsupported)
+		}
+	}
+	return nil
+}

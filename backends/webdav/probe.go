@@ -1,0 +1,200 @@
+package webdav
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cloudmount/cloudmount/backends"
+)
+
+// probeMTime is the mtime sent with the probe upload (2009-02-13 23:31:30
+// UTC): far enough from now that a server which ignores it is caught.
+const probeMTime = 1234567890
+
+// ProbePrefix starts the name of the file the capability probe writes into
+// the root (and always deletes).
+const ProbePrefix = ".cloudmount-probe-"
+
+// Capabilities reports what the server can do. The first call probes the
+// server with one small file in the root, deleted in all cases; later calls
+// return the same answer. A server that refuses the upload (read-only) is
+// not an error: it gets no write capabilities.
+func (b *Backend) Capabilities(ctx context.Context) (backends.Capabilities, error) {
+	return b.capabilities(ctx)
+}
+
+func (b *Backend) capabilities(ctx context.Context) (backends.Capabilities, error) {
+	b.capsMu.Lock()
+	defer b.capsMu.Unlock()
+	if b.caps == nil {
+		c, err := b.probe(ctx)
+		if err != nil {
+			return backends.Capabilities{}, err
+		}
+		b.caps = &c
+		b.log.Debug("webdav capabilities", "server", b.String(), "meta", c.MetaStore,
+			"mtime_on_put", c.MTimeOnPut, "conditional", c.ConditionalPut, "quota", c.Quota)
+	}
+	c := *b.caps
+	c.Notes = append([]string(nil), c.Notes...)
+	return c, nil
+}
+
+func (b *Backend) probe(ctx context.Context) (caps backends.Capabilities, err error) {
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	name := ProbePrefix + hex.EncodeToString(rnd[:])
+	note := func(format string, args ...any) { caps.Notes = append(caps.Notes, fmt.Sprintf(format, args...)) }
+
+	defer b.deleteProbe(ctx, name)
+
+	hdr := http.Header{"X-Oc-Mtime": {strconv.Itoa(probeMTime)}}
+	resp, err := b.probePut(ctx, name, hdr)
+	if err != nil {
+		return caps, err
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		note("the server refused a test upload into the root (HTTP %s): treated as read-only, no write capabilities", resp.Status)
+		b.probeQuota(ctx, &caps, note)
+		return caps, nil
+	}
+	ocAccepted := strings.EqualFold(strings.TrimSpace(resp.Header.Get("X-OC-MTime")), "accepted")
+
+	st, err := b.probeStat(ctx, name)
+	if err != nil {
+		return caps, err
+	}
+	switch {
+	case ocAccepted && st.modified.Unix() == probeMTime:
+		caps.MTimeOnPut, caps.MTimePrecision = true, time.Second
+		note("X-OC-Mtime: accepted, mtime kept with 1 s precision")
+	case ocAccepted:
+		note("X-OC-Mtime: answered accepted, but getlastmodified is %s: not used", st.modified.UTC().Format(time.RFC3339))
+	default:
+		note("X-OC-Mtime: not accepted")
+	}
+	if isWeak(st.etag) {
+		note("ETags: weak (%s) right after a write, as Apache gives for a second: an If-Match on a weak ETag is checked with a PROPFIND first", st.etag)
+	} else if st.etag == "" {
+		note("ETags: none; changes by others are not detected")
+	}
+
+	b.probeDeadProps(ctx, name, &caps, note)
+	if err := b.probeConditional(ctx, name, &caps, note); err != nil {
+		return caps, err
+	}
+	b.probeQuota(ctx, &caps, note)
+	return caps, b.probeMkcol(ctx, name, note)
+}
+
+// deleteProbe deletes the probe file (or collection), whatever happened
+// before, even when ctx is done.
+func (b *Backend) deleteProbe(ctx context.Context, name string) {
+	ctx, cancel := b.callContext(context.WithoutCancel(ctx))
+	defer cancel()
+	if resp, err := b.call(ctx, &request{method: "DELETE", path: name}); err == nil {
+		drain(resp)
+	}
+}
+
+// probeMkcol: does MKCOL on an existing collection fail, as RFC 4918 says?
+// (rclone's answers 201.) The probe name is reused for a collection.
+func (b *Backend) probeMkcol(ctx context.Context, name string, note func(string, ...any)) error {
+	b.deleteProbe(ctx, name)
+	if _, err := b.mkcol(ctx, name); err != nil {
+		return err
+	}
+	status, err := b.mkcol(ctx, name)
+	if err != nil {
+		return err
+	}
+	if status >= 200 && status <= 299 {
+		b.mkcolLax.Store(true)
+		note("MKCOL on an existing collection succeeds here: Mkdir checks with a PROPFIND first")
+	}
+	return nil
+}
+
+// laxMkcol reports whether MKCOL needs a PROPFIND first (see probeMkcol).
+func (b *Backend) laxMkcol() bool { return b.mkcolLax.Load() }
+
+// probeStat is a PROPFIND of the probe file asking for cm:probe.
+func (b *Backend) probeStat(ctx context.Context, name string) (resource, error) {
+	res, err := b.propfind(ctx, name, false, "0", propfindProbeBody)
+	if err != nil {
+		return resource{}, err
+	}
+	self, ok := b.pickSelf(res, name)
+	if !ok {
+		return resource{}, fmt.Errorf("PROPFIND %s: %w: no properties for the probe file", display(name), backends.ErrProtocol)
+	}
+	return self, nil
+}
+
+// probePut uploads the small probe content with extra headers.
+func (b *Backend) probePut(ctx context.Context, name string, hdr http.Header) (*http.Response, error) {
+	ctx, cancel := b.callContext(ctx)
+	defer cancel()
+	resp, err := b.callOnce(ctx, &request{method: http.MethodPut, path: name, body: "cloudmount capability probe\n", header: hdr})
+	if err != nil {
+		return nil, err
+	}
+	drain(resp)
+	return resp, nil
+}
+
+// probeDeadProps: does a PROPPATCH of cm:probe stick?
+func (b *Backend) probeDeadProps(ctx context.Context, name string, caps *backends.Capabilities, note func(string, ...any)) {
+	if err := b.proppatch(ctx, name, [][2]string{{"probe", "1"}}, nil); err != nil {
+		note("dead properties: not stored (%v); mtime, mode and owner are kept in the local index", err)
+		return
+	}
+	st, err := b.probeStat(ctx, name)
+	if err != nil || st.probe == nil || *st.probe != "1" {
+		note("dead properties: PROPPATCH answered OK but the property did not stick; mtime, mode and owner are kept in the local index")
+		return
+	}
+	caps.MetaStore = true
+	caps.MTimePrecision = time.Nanosecond
+	note("dead properties: kept; mtime (ns), mode, owner, sha256 and file type are stored on the server")
+}
+
+// probeConditional: are If-None-Match: * and If-Match honoured on PUT?
+func (b *Backend) probeConditional(ctx context.Context, name string, caps *backends.Capabilities, note func(string, ...any)) error {
+	inm, err := b.probePut(ctx, name, http.Header{"If-None-Match": {"*"}})
+	if err != nil {
+		return err
+	}
+	im, err := b.probePut(ctx, name, http.Header{"If-Match": {`"cloudmount-no-such-version"`}})
+	if err != nil {
+		return err
+	}
+	if inm.StatusCode == http.StatusPreconditionFailed && im.StatusCode == http.StatusPreconditionFailed {
+		caps.ConditionalPut = true
+		note("conditional PUT: If-None-Match and If-Match honoured")
+		return nil
+	}
+	note("conditional PUT: the server ignores If-None-Match/If-Match (answered %d and %d); "+
+		"versions are checked with a PROPFIND before each upload, which leaves a short race", inm.StatusCode, im.StatusCode)
+	return nil
+}
+
+// probeQuota: does the root answer RFC 4331 quota properties?
+func (b *Backend) probeQuota(ctx context.Context, caps *backends.Capabilities, note func(string, ...any)) {
+	q, known, err := b.quota(ctx)
+	switch {
+	case err != nil:
+		note("quota: not reported (%v)", err)
+	case known:
+		caps.Quota = true
+		note("quota: %d bytes available, %d used", q.Available, q.Used)
+	default:
+		note("quota: not reported (no RFC 4331 quota-available-bytes)")
+	}
+}

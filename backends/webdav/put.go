@@ -1,0 +1,182 @@
+package webdav
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/cloudmount/cloudmount/backends"
+)
+
+// expectContinueMin is the upload size from which a PUT first asks the
+// server whether it will take the body (Expect: 100-continue), so that a
+// refused upload (401, 412, 507) does not send gigabytes for nothing.
+const expectContinueMin = 1 << 20
+
+// Put uploads the file at p from r, streaming (size < 0: unknown, sent
+// chunked), then stores opts.Meta and returns the entry as the server now has
+// it.
+//
+// Conditions: opts.IfNoneMatch sends If-None-Match: *. opts.IfMatch is sent
+// as If-Match when it is a strong ETag. A weak one (Apache hands out W/"…"
+// for files changed within the last second) never matches under the strong
+// comparison If-Match uses, so it is checked with a PROPFIND first instead:
+// when the server's tag is now strong with the same value it is sent as
+// If-Match; when it is still weak the PUT goes without If-Match, leaving a
+// window of one round trip in which another writer's change can be lost.
+// Servers that ignore the conditional headers (found by the probe) get the
+// same PROPFIND check.
+func (b *Backend) Put(ctx context.Context, p string, r io.Reader, size int64, opts backends.PutOptions) (backends.Entry, error) {
+	p = cleanPath(p)
+	if p == "" {
+		return backends.Entry{}, fmt.Errorf("PUT /: %w", backends.ErrIsDir)
+	}
+	if err := validateMeta(opts.Meta); err != nil {
+		return backends.Entry{}, fmt.Errorf("PUT %s: %w", display(p), err)
+	}
+	caps, err := b.capabilities(ctx)
+	if err != nil {
+		return backends.Entry{}, err
+	}
+	ifMatch, err := b.checkPrecondition(ctx, p, opts, caps)
+	if err != nil {
+		return backends.Entry{}, err
+	}
+	if err := b.put(ctx, p, r, size, opts, ifMatch, caps); err != nil {
+		return backends.Entry{}, err
+	}
+	if caps.MetaStore && (!opts.Meta.IsZero() || !opts.IfNoneMatch) {
+		// Overwriting keeps the old dead properties on most servers: drop
+		// those that describe the old content.
+		set := encodeMeta(opts.Meta)
+		var remove []string
+		for _, name := range []string{"mtime", "sha256", "type"} {
+			if !hasProp(set, name) {
+				remove = append(remove, name)
+			}
+		}
+		if err := b.proppatch(ctx, p, set, remove); err != nil {
+			b.log.Warn("webdav: file stored but not its metadata", "path", display(p), "err", err)
+		}
+	}
+	return b.Stat(ctx, p)
+}
+
+func hasProp(set [][2]string, name string) bool {
+	for _, kv := range set {
+		if kv[0] == name {
+			return true
+		}
+	}
+	return false
+}
+
+// checkPrecondition settles the If-Match/If-None-Match conditions that the
+// server cannot check itself and returns the If-Match value to send.
+func (b *Backend) checkPrecondition(ctx context.Context, p string, opts backends.PutOptions, caps backends.Capabilities) (string, error) {
+	if opts.IfNoneMatch && !caps.ConditionalPut {
+		_, err := b.Stat(ctx, p)
+		if err == nil {
+			return "", fmt.Errorf("PUT %s: %w %w", display(p), backends.ErrExist, backends.ErrPrecondition)
+		}
+		if !errors.Is(err, backends.ErrNotFound) {
+			return "", err
+		}
+	}
+	if opts.IfMatch == "" || (!isWeak(opts.IfMatch) && caps.ConditionalPut) {
+		return opts.IfMatch, nil
+	}
+	cur, err := b.Stat(ctx, p)
+	if errors.Is(err, backends.ErrNotFound) {
+		return "", fmt.Errorf("PUT %s: %w: the file is gone", display(p), backends.ErrPrecondition)
+	}
+	if err != nil {
+		return "", err
+	}
+	if cur.Version == "" || opaqueTag(cur.Version) != opaqueTag(opts.IfMatch) {
+		return "", fmt.Errorf("PUT %s: %w: version %s is now %s", display(p), backends.ErrPrecondition, opts.IfMatch, cur.Version)
+	}
+	if isWeak(cur.Version) || !caps.ConditionalPut {
+		return "", nil
+	}
+	return cur.Version, nil
+}
+
+// isWeak reports whether an ETag is weak (W/"…").
+func isWeak(tag string) bool { return strings.HasPrefix(tag, "W/") }
+
+// opaqueTag strips the weakness indicator, for weak comparison.
+func opaqueTag(tag string) string { return strings.TrimPrefix(tag, "W/") }
+
+// put sends the PUT itself.
+func (b *Backend) put(ctx context.Context, p string, r io.Reader, size int64, opts backends.PutOptions, ifMatch string, caps backends.Capabilities) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	guard := newStallGuard(b.timeout, cancel)
+	defer guard.disarm()
+	if r == nil {
+		r = strings.NewReader("")
+	}
+	body := &putBody{r: r, guard: guard, remaining: size}
+	var rd io.Reader = body
+	if size == 0 {
+		rd = http.NoBody
+	}
+	req, err := b.newRequest(ctx, http.MethodPut, b.urlFor(p, false), rd)
+	if err != nil {
+		return err
+	}
+	if size != 0 {
+		req.ContentLength = size
+		// Lets the transport retry on a dead idle connection, as long as
+		// nothing of the body was consumed yet.
+		req.GetBody = func() (io.ReadCloser, error) {
+			if body.started.Load() {
+				return nil, errors.New("upload body already consumed")
+			}
+			return body, nil
+		}
+	}
+	if size < 0 || size >= expectContinueMin {
+		req.Header.Set("Expect", "100-continue")
+	}
+	if ifMatch != "" {
+		req.Header.Set("If-Match", ifMatch)
+	}
+	if opts.IfNoneMatch {
+		req.Header.Set("If-None-Match", "*")
+	}
+	if caps.MTimeOnPut && opts.Meta.MTime != nil {
+		req.Header.Set("X-OC-Mtime", strconv.FormatInt(opts.Meta.MTime.Unix(), 10))
+		if opts.Meta.SHA256 != "" {
+			req.Header.Set("OC-Checksum", "SHA256:"+strings.ToLower(opts.Meta.SHA256))
+		}
+	}
+	resp, err := b.client.Do(req)
+	guard.disarm()
+	if err != nil {
+		b.log.Debug("webdav request failed", "method", "PUT", "path", display(p), "err", err)
+		if serr := body.sourceError(); serr != nil {
+			return fmt.Errorf("PUT %s: reading the data to upload: %w", display(p), serr)
+		}
+		return b.netError("PUT", p, guard.explain(err))
+	}
+	defer drain(resp)
+	b.log.Debug("webdav request", "method", "PUT", "path", display(p), "status", resp.StatusCode)
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusCreated, http.StatusNoContent:
+		return nil
+	case http.StatusPreconditionFailed:
+		if opts.IfNoneMatch {
+			return fmt.Errorf("%w %w", statusErrorAs("PUT", p, resp, backends.ErrExist), backends.ErrPrecondition)
+		}
+	case http.StatusMovedPermanently, http.StatusPermanentRedirect:
+		// Apache redirects a PUT onto a collection
+		return statusErrorAs("PUT", p, resp, backends.ErrIsDir)
+	}
+	return statusError("PUT", p, resp)
+}

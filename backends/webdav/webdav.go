@@ -1,0 +1,263 @@
+// Package webdav is the WebDAV backend: a backends.Backend over any RFC 4918
+// server (Apache mod_dav, ownCloud/Nextcloud, rclone serve webdav, …).
+//
+// Metadata (mtime with nanoseconds, mode, owner, sha256, special-file type)
+// is stored as dead properties in the namespace NS where the server keeps
+// them, and mtime is also sent as X-OC-Mtime to servers that accept it.
+// ETags are the version; uploads are conditional (If-Match, If-None-Match).
+//
+// All requests are written with net/http rather than gowebdav: every call
+// needs a context, per-request headers (If-Match, X-OC-Mtime), our own
+// PROPFIND property lists and PROPPATCH, uploads that are never buffered
+// (gowebdav's default authorizer copies a non-seekable body into memory to
+// replay it), and exact status handling (gowebdav creates missing parents on
+// PUT and MOVE and turns MKCOL's 405 into success, which a filesystem must
+// not do).
+package webdav
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudmount/cloudmount/backends"
+)
+
+// Config says where the server is and how to log in.
+type Config struct {
+	URL      string        // http:// or https:// URL of the collection that becomes the mount root
+	User     string        // "" = no authentication
+	Password string        // never logged, never in an error
+	CAFile   string        // extra trusted CA certificates (PEM), for private servers
+	Timeout  time.Duration // deadline of one remote call when ctx has none shorter (default 30s)
+	Logger   *slog.Logger  // nil = slog.Default()
+}
+
+// DefaultTimeout bounds one remote call when Config.Timeout is zero.
+const DefaultTimeout = 30 * time.Second
+
+const userAgent = "cloudmount"
+
+// Backend is a WebDAV collection used as a backends.Backend. It is safe for
+// concurrent use.
+type Backend struct {
+	scheme      string // "http" or "https"
+	host        string // as in the URL
+	origin      string // "https://host:port"
+	rootPath    string // decoded URL path of the root, with trailing slash
+	rootEscaped string // the same, percent-encoded
+	hostPort    string // "host:port" for messages
+	user        string
+	password    string
+	timeout     time.Duration
+	log         *slog.Logger
+	transport   *http.Transport
+	client      *http.Client
+
+	capsMu   sync.Mutex // protects caps
+	caps     *backends.Capabilities
+	mkcolLax atomic.Bool // set by the probe: MKCOL on an existing collection succeeds
+}
+
+var (
+	_ backends.Backend     = (*Backend)(nil)
+	_ backends.MetaSetter  = (*Backend)(nil)
+	_ backends.QuotaReader = (*Backend)(nil)
+)
+
+// New connects to cfg.URL and verifies that it is a WebDAV collection the
+// user may read. Its errors are meant to be shown to the user as they are.
+func New(ctx context.Context, cfg Config) (*Backend, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("webdav: bad URL: %v", redactURLError(err))
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "http", "dav":
+		u.Scheme = "http"
+	case "https", "davs":
+		u.Scheme = "https"
+	default:
+		return nil, fmt.Errorf("webdav: URL %s must start with http:// or https://", redact(u))
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("webdav: URL %s has no host", redact(u))
+	}
+	b := &Backend{
+		user:     cfg.User,
+		password: cfg.Password,
+		timeout:  cfg.Timeout,
+		log:      cfg.Logger,
+	}
+	if u.User != nil {
+		if b.user == "" {
+			b.user = u.User.Username()
+		}
+		if pw, ok := u.User.Password(); ok && b.password == "" {
+			b.password = pw
+		}
+		u.User = nil
+	}
+	if b.timeout <= 0 {
+		b.timeout = DefaultTimeout
+	}
+	if b.log == nil {
+		b.log = slog.Default()
+	}
+	b.scheme, b.host = u.Scheme, u.Host
+	b.origin = u.Scheme + "://" + u.Host
+	b.rootPath = strings.TrimSuffix(u.Path, "/") + "/"
+	b.rootEscaped = strings.TrimSuffix(u.EscapedPath(), "/") + "/"
+	b.hostPort = u.Host
+	if u.Port() == "" {
+		port := "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+		b.hostPort = net.JoinHostPort(u.Hostname(), port)
+	}
+	if err := b.newClient(cfg.CAFile); err != nil {
+		return nil, err
+	}
+	if err := b.checkRoot(ctx); err != nil {
+		b.transport.CloseIdleConnections()
+		return nil, err
+	}
+	b.log.Debug("webdav connected", "server", b.String())
+	return b, nil
+}
+
+// newClient sets up the HTTP client: bounded dial, handshake and header
+// waits, connection reuse, no redirects (a redirect is an error the user must
+// fix in the URL, and following one could send the password elsewhere).
+func (b *Backend) newClient(caFile string) error {
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return fmt.Errorf("webdav: reading CA file: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("webdav: CA file %s holds no PEM certificate", caFile)
+		}
+		tlsConf.RootCAs = pool
+	}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	b.transport = &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		TLSClientConfig:       tlsConf,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: b.timeout,
+		ExpectContinueTimeout: time.Second,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConns:          64,
+		MaxIdleConnsPerHost:   16,
+		ForceAttemptHTTP2:     true,
+	}
+	b.client = &http.Client{
+		Transport: b.transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+	return nil
+}
+
+// checkRoot asks for the root's properties and explains what is wrong.
+func (b *Backend) checkRoot(ctx context.Context) error {
+	ctx, cancel := b.callContext(ctx)
+	defer cancel()
+	resp, err := b.call(ctx, &request{method: "PROPFIND", dir: true, depth: "0", body: propfindBody})
+	if err != nil {
+		return unwrapOp(err)
+	}
+	defer drain(resp)
+	where := b.origin + b.rootEscaped
+	switch code := resp.StatusCode; {
+	case code == http.StatusUnauthorized && b.user == "":
+		return fmt.Errorf("%w: the server at %s asks for a user name and password", backends.ErrAuth, where)
+	case code == http.StatusUnauthorized:
+		return fmt.Errorf("%w: the server refused user %q (wrong user name or password)", backends.ErrAuth, b.user)
+	case code == http.StatusForbidden:
+		return fmt.Errorf("%w: the server denies user %q access to %s", backends.ErrPermission, b.user, where)
+	case isRedirect(code):
+		return fmt.Errorf("%w: URL is not a WebDAV collection: %s redirects to %s; use that URL",
+			backends.ErrProtocol, where, resp.Header.Get("Location"))
+	case code != http.StatusMultiStatus:
+		sentinel := statusErrors[code]
+		if sentinel == nil || code == http.StatusOK {
+			sentinel = backends.ErrProtocol
+		}
+		what := resp.Status
+		if ct := resp.Header.Get("Content-Type"); code < 300 && ct != "" {
+			what += ", a " + ct + " reply"
+		}
+		return fmt.Errorf("%w: URL is not a WebDAV collection: %s answered PROPFIND with HTTP %s", sentinel, where, what)
+	}
+	res, err := parseMultistatus(resp.Body)
+	if err != nil {
+		return fmt.Errorf("URL is not a WebDAV collection: %s: %w", where, err)
+	}
+	self, ok := b.pickSelf(res, "")
+	if !ok {
+		return fmt.Errorf("%w: URL is not a WebDAV collection: %s sent no properties for it", backends.ErrProtocol, where)
+	}
+	if !self.isDir {
+		return fmt.Errorf("%w: URL is not a WebDAV collection: %s is a file", backends.ErrNotDir, where)
+	}
+	return nil
+}
+
+// unwrapOp strips the "PROPFIND /: " prefix a call error carries, for New's
+// messages, which speak of the URL rather than of a path.
+func unwrapOp(err error) error {
+	if u, ok := err.(interface{ Unwrap() error }); ok {
+		if inner := u.Unwrap(); inner != nil {
+			return inner
+		}
+	}
+	return err
+}
+
+// String names the backend for logs: "webdav https://user@host/path/".
+func (b *Backend) String() string {
+	u := url.URL{Scheme: b.scheme, Host: b.host, Path: b.rootPath, RawPath: b.rootEscaped}
+	if b.user != "" {
+		u.User = url.User(b.user)
+	}
+	return "webdav " + u.String()
+}
+
+// Close releases idle connections.
+func (b *Backend) Close() error {
+	b.transport.CloseIdleConnections()
+	return nil
+}
+
+// redact renders u without its password.
+func redact(u *url.URL) string {
+	return u.Redacted()
+}
+
+// redactURLError hides a password that url.Parse quotes in its error.
+func redactURLError(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return fmt.Errorf("%s", ue.Err)
+	}
+	return err
+}

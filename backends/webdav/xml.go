@@ -1,0 +1,255 @@
+package webdav
+
+import (
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cloudmount/cloudmount/backends"
+)
+
+// NS is the XML namespace of the dead properties cloudmount stores with files.
+const NS = "urn:x-cloudmount:1"
+
+// maxMultistatus bounds a PROPFIND reply (a directory of about a million
+// entries); a larger one is refused as malformed rather than exhausting memory.
+const maxMultistatus = 512 << 20
+
+// The multistatus types below decode only what cloudmount reads. Pointer
+// fields tell "absent" from "empty".
+type msMultistatus struct {
+	Responses []msResponse `xml:"DAV: response"`
+}
+
+type msResponse struct {
+	Hrefs     []string     `xml:"DAV: href"`
+	Status    string       `xml:"DAV: status"`
+	Propstats []msPropstat `xml:"DAV: propstat"`
+}
+
+type msPropstat struct {
+	Status string `xml:"DAV: status"`
+	Prop   msProp `xml:"DAV: prop"`
+}
+
+type msResourceType struct {
+	Collection *struct{} `xml:"DAV: collection"`
+}
+
+type msProp struct {
+	ResourceType   *msResourceType `xml:"DAV: resourcetype"`
+	ContentLength  *string         `xml:"DAV: getcontentlength"`
+	LastModified   *string         `xml:"DAV: getlastmodified"`
+	ETag           *string         `xml:"DAV: getetag"`
+	QuotaAvailable *string         `xml:"DAV: quota-available-bytes"`
+	QuotaUsed      *string         `xml:"DAV: quota-used-bytes"`
+	MTime          *string         `xml:"urn:x-cloudmount:1 mtime"`
+	Mode           *string         `xml:"urn:x-cloudmount:1 mode"`
+	UID            *string         `xml:"urn:x-cloudmount:1 uid"`
+	GID            *string         `xml:"urn:x-cloudmount:1 gid"`
+	SHA256         *string         `xml:"urn:x-cloudmount:1 sha256"`
+	Type           *string         `xml:"urn:x-cloudmount:1 type"`
+	Probe          *string         `xml:"urn:x-cloudmount:1 probe"`
+}
+
+// resource is one <response> of a multistatus reply, reduced to what
+// cloudmount uses. Only properties reported with a 2xx status are kept.
+type resource struct {
+	path      string // decoded URL path of the href, as the server wrote it
+	status    int    // response-level status, 0 when the reply used propstats
+	found     bool   // at least one property came back with a 2xx status
+	failed    bool   // at least one property came back with a non-2xx status
+	isDir     bool
+	size      int64
+	modified  time.Time
+	etag      string
+	quotaFree *int64
+	quotaUsed *int64
+	meta      backends.Meta
+	probe     *string
+}
+
+// parseMultistatus decodes a DAV:multistatus body. It fails with ErrProtocol
+// when the body is not well-formed XML or is not a multistatus.
+func parseMultistatus(r io.Reader) ([]resource, error) {
+	dec := xml.NewDecoder(io.LimitReader(r, maxMultistatus))
+	var ms msMultistatus
+	var root xml.StartElement
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, fmt.Errorf("%w: reading multistatus: %v", backends.ErrProtocol, err)
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			root = se
+			break
+		}
+	}
+	if root.Name.Space != "DAV:" || root.Name.Local != "multistatus" {
+		return nil, fmt.Errorf("%w: reply is <%s>, not a DAV:multistatus", backends.ErrProtocol, root.Name.Local)
+	}
+	if err := dec.DecodeElement(&ms, &root); err != nil {
+		return nil, fmt.Errorf("%w: reading multistatus: %v", backends.ErrProtocol, err)
+	}
+	out := make([]resource, 0, len(ms.Responses))
+	for _, r := range ms.Responses {
+		if len(r.Hrefs) == 0 {
+			return nil, fmt.Errorf("%w: multistatus response without href", backends.ErrProtocol)
+		}
+		p, err := hrefPath(r.Hrefs[0])
+		if err != nil {
+			return nil, err
+		}
+		res := resource{path: p, size: -1}
+		if r.Status != "" {
+			res.status = parseStatusLine(r.Status)
+		}
+		for _, ps := range r.Propstats {
+			code := parseStatusLine(ps.Status)
+			if code < 200 || code > 299 {
+				res.failed = true
+				continue
+			}
+			res.found = true
+			res.apply(&ps.Prop)
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+// apply copies the properties of one successful propstat into res. Values
+// that do not parse are treated as absent: a foreign client may have written
+// garbage into our namespace, and that must not make a file unreadable.
+func (res *resource) apply(p *msProp) {
+	if p.ResourceType != nil && p.ResourceType.Collection != nil {
+		res.isDir = true
+	}
+	if p.ContentLength != nil {
+		if n, err := strconv.ParseInt(strings.TrimSpace(*p.ContentLength), 10, 64); err == nil && n >= 0 {
+			res.size = n
+		}
+	}
+	if p.LastModified != nil {
+		if t, err := http.ParseTime(strings.TrimSpace(*p.LastModified)); err == nil {
+			res.modified = t
+		}
+	}
+	if p.ETag != nil {
+		res.etag = strings.TrimSpace(*p.ETag)
+	}
+	res.quotaFree = parseOptInt(p.QuotaAvailable, res.quotaFree)
+	res.quotaUsed = parseOptInt(p.QuotaUsed, res.quotaUsed)
+	decodeMeta(p, &res.meta)
+	if p.Probe != nil {
+		v := strings.TrimSpace(*p.Probe)
+		res.probe = &v
+	}
+}
+
+func parseOptInt(s *string, old *int64) *int64 {
+	if s == nil {
+		return old
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(*s), 10, 64)
+	if err != nil {
+		return old
+	}
+	return &n
+}
+
+// parseStatusLine returns the code of "HTTP/1.1 200 OK", or 0.
+func parseStatusLine(s string) int {
+	f := strings.Fields(s)
+	if len(f) < 2 {
+		return 0
+	}
+	n, err := strconv.Atoi(f[1])
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// hrefPath decodes an href (an absolute URL or an absolute path,
+// percent-encoded) into a plain URL path.
+func hrefPath(href string) (string, error) {
+	h := strings.TrimSpace(href)
+	if h == "" {
+		return "", fmt.Errorf("%w: empty href in multistatus", backends.ErrProtocol)
+	}
+	if u, err := url.Parse(h); err == nil {
+		if u.Path == "" && u.Host != "" {
+			return "/", nil
+		}
+		if u.Path != "" {
+			return u.Path, nil
+		}
+	}
+	// Not a valid URL (raw spaces or stray '%' from a sloppy server): strip a
+	// scheme and host by hand and unescape what can be unescaped.
+	if i := strings.Index(h, "://"); i >= 0 {
+		rest := h[i+3:]
+		j := strings.IndexByte(rest, '/')
+		if j < 0 {
+			return "/", nil
+		}
+		h = rest[j:]
+	}
+	if p, err := url.PathUnescape(h); err == nil {
+		return p, nil
+	}
+	return h, nil
+}
+
+// propfindBody asks for the live properties an Entry needs and our dead ones.
+const propfindBody = `<?xml version="1.0" encoding="utf-8"?>
+<D:propfind xmlns:D="DAV:" xmlns:cm="` + NS + `"><D:prop>` +
+	`<D:resourcetype/><D:getcontentlength/><D:getlastmodified/><D:getetag/>` +
+	`<cm:mtime/><cm:mode/><cm:uid/><cm:gid/><cm:sha256/><cm:type/>` +
+	`</D:prop></D:propfind>`
+
+// propfindTypeBody asks only for the resource type (emptiness checks).
+const propfindTypeBody = `<?xml version="1.0" encoding="utf-8"?>
+<D:propfind xmlns:D="DAV:"><D:prop><D:resourcetype/></D:prop></D:propfind>`
+
+// propfindQuotaBody asks for the RFC 4331 quota properties.
+const propfindQuotaBody = `<?xml version="1.0" encoding="utf-8"?>
+<D:propfind xmlns:D="DAV:"><D:prop><D:quota-available-bytes/><D:quota-used-bytes/></D:prop></D:propfind>`
+
+// propfindProbeBody asks for the probe's dead property and the live ones.
+const propfindProbeBody = `<?xml version="1.0" encoding="utf-8"?>
+<D:propfind xmlns:D="DAV:" xmlns:cm="` + NS + `"><D:prop>` +
+	`<D:getlastmodified/><D:getetag/><cm:probe/>` +
+	`</D:prop></D:propfind>`
+
+// proppatchBody builds a propertyupdate that sets the given cm: properties
+// (name → value) and removes the names in remove.
+func proppatchBody(set [][2]string, remove []string) string {
+	var b strings.Builder
+	b.WriteString(`<?xml version="1.0" encoding="utf-8"?>` + "\n")
+	b.WriteString(`<D:propertyupdate xmlns:D="DAV:" xmlns:cm="` + NS + `">`)
+	if len(set) > 0 {
+		b.WriteString(`<D:set><D:prop>`)
+		for _, kv := range set {
+			fmt.Fprintf(&b, "<cm:%s>", kv[0])
+			_ = xml.EscapeText(&b, []byte(kv[1]))
+			fmt.Fprintf(&b, "</cm:%s>", kv[0])
+		}
+		b.WriteString(`</D:prop></D:set>`)
+	}
+	if len(remove) > 0 {
+		b.WriteString(`<D:remove><D:prop>`)
+		for _, n := range remove {
+			fmt.Fprintf(&b, "<cm:%s/>", n)
+		}
+		b.WriteString(`</D:prop></D:remove>`)
+	}
+	b.WriteString(`</D:propertyupdate>`)
+	return b.String()
+}
