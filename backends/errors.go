@@ -1,6 +1,9 @@
 package backends
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors. Backends wrap them with context (fmt.Errorf("put %s: %w",
 // p, ErrNotFound)); callers test with errors.Is. The fs package turns them into
@@ -21,3 +24,18 @@ var (
 	ErrProtocol     = errors.New("malformed server reply")
 	ErrTooLarge     = errors.New("file too large for the server")
 )
+
+// Describe returns an error whose whole text is the formatted message and
+// which still matches kind with errors.Is. It is for messages shown to a
+// user, where the sentinel's own words would only be noise.
+func Describe(kind error, format string, args ...any) error {
+	return &described{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+type described struct {
+	kind error
+	msg  string
+}
+
+func (d *described) Error() string { return d.msg }
+func (d *described) Unwrap() error { return d.kind }

@@ -53,8 +53,13 @@ func openIndex(path string) (*Index, error) {
 func (ix *Index) close() error { return ix.db.Close() }
 
 // versionKey identifies the server's version of an entry: its ETag, or size
-// and modification time where the server has no ETag.
+// and modification time where the server has no ETag. A directory's
+// metadata does not depend on its content (its server mtime changes with
+// every child added), so it has one version for as long as it exists.
 func versionKey(e backends.Entry) string {
+	if e.IsDir {
+		return "dir"
+	}
 	if e.Version != "" {
 		return e.Version
 	}

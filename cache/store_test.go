@@ -96,3 +96,18 @@ func TestDefaultDir(t *testing.T) {
 		t.Fatalf("DefaultDir = %q, %q", a, b)
 	}
 }
+
+func TestIndexKeepsDirectoryMetaWhenItsContentChanges(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mode := os.FileMode(0o750)
+	before := backends.Entry{IsDir: true, ModTime: time.Unix(100, 0)}
+	s.Index.Set("d", before, backends.Meta{Mode: &mode})
+	after := backends.Entry{IsDir: true, ModTime: time.Unix(200, 0), Version: "new"}
+	if m, ok := s.Index.Get("d", after); !ok || *m.Mode != mode {
+		t.Fatalf("directory mode lost after a child changed its server mtime: %+v %v", m, ok)
+	}
+}

@@ -189,7 +189,6 @@ var posixSkip = map[string]string{
 	"Link":             "hard links: no remote store cloudmount supports has them",
 	"LinkUnlinkRename": "hard links",
 	"XAttr":            "user extended attributes are not stored",
-	"XAttrLarge":       "user extended attributes are not stored",
 	"FcntlFlockLocksFile": "expects two descriptors of one process to conflict, which POSIX record locks do not " +
 		"(ext4 fails it too); the kernel's local locking applies",
 }

@@ -50,7 +50,6 @@ func (f *fsys) resolve(p string, e backends.Entry) backends.Entry {
 	}
 	if m.MTime != nil {
 		e.Meta.MTime = m.MTime
-		e.ModTime = *m.MTime
 	}
 	if m.Mode != nil {
 		e.Meta.Mode = m.Mode

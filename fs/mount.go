@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/cloudmount/cloudmount/backends"
@@ -16,6 +17,11 @@ import (
 // the running server once the kernel has the mount. The caller waits on it
 // with Wait and unmounts with Unmount.
 func Mount(mountpoint string, b backends.Backend, store *cache.Store, o Options) (*fuse.Server, error) {
+	if f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0); err != nil {
+		return nil, fmt.Errorf("cannot use /dev/fuse (%w): load the fuse module and install fuse3, which makes it usable by every user", err)
+	} else {
+		f.Close()
+	}
 	root, err := newRoot(b, store, o)
 	if err != nil {
 		return nil, err

@@ -99,7 +99,7 @@ func (b *Backend) describeNetError(err error) error {
 	)
 	switch {
 	case errors.Is(err, errStalled):
-		return fmt.Errorf("%w: %s stopped sending or receiving data for %s", backends.ErrUnavailable, hp, b.timeout)
+		return backends.Describe(backends.ErrUnavailable, "%s stopped sending or receiving data for %s", hp, b.timeout)
 	case errors.Is(err, context.Canceled):
 		return err
 	case errors.Is(err, context.DeadlineExceeded):
@@ -109,28 +109,27 @@ func (b *Backend) describeNetError(err error) error {
 		if unknownCA.Cert != nil {
 			issuer = fmt.Sprintf("%q, an unknown authority", unknownCA.Cert.Issuer.String())
 		}
-		return fmt.Errorf("%w: the TLS certificate of %s is not trusted (signed by %s); "+
-			"pass --ca-file with the server's CA certificate, or install it in the system store",
-			backends.ErrAuth, hp, issuer)
+		return backends.Describe(backends.ErrAuth, "the TLS certificate of %s is not trusted (signed by %s); "+
+			"pass --ca-file with the server's CA certificate, or install it in the system store", hp, issuer)
 	case errors.As(err, &hostname):
-		return fmt.Errorf("%w: the TLS certificate of %s does not name that host (%v)", backends.ErrAuth, hp, hostname)
+		return backends.Describe(backends.ErrAuth, "the TLS certificate of %s does not name that host (%v)", hp, hostname)
 	case errors.As(err, &invalid):
-		return fmt.Errorf("%w: the TLS certificate of %s is not valid (%v)", backends.ErrAuth, hp, invalid)
+		return backends.Describe(backends.ErrAuth, "the TLS certificate of %s is not valid (%v)", hp, invalid)
 	case errors.As(err, &recHdr):
-		return fmt.Errorf("%w: %s does not speak TLS (try http:// instead of https://)", backends.ErrProtocol, hp)
+		return backends.Describe(backends.ErrProtocol, "%s does not speak TLS (try http:// instead of https://)", hp)
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return fmt.Errorf("%w: cannot reach %s: connection refused", backends.ErrUnavailable, hp)
+		return backends.Describe(backends.ErrUnavailable, "cannot reach %s: connection refused", hp)
 	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
-		return fmt.Errorf("%w: cannot reach %s: no route to host", backends.ErrUnavailable, hp)
+		return backends.Describe(backends.ErrUnavailable, "cannot reach %s: no route to host", hp)
 	case errors.As(err, &dnsErr):
-		return fmt.Errorf("%w: cannot resolve host %s: %s", backends.ErrUnavailable, dnsErr.Name, dnsErr.Err)
+		return backends.Describe(backends.ErrUnavailable, "cannot resolve host %s: %s", dnsErr.Name, dnsErr.Err)
 	case errors.As(err, &netErr) && netErr.Timeout():
-		return fmt.Errorf("%w: %s did not answer within %s", backends.ErrUnavailable, hp, b.timeout)
+		return backends.Describe(backends.ErrUnavailable, "%s did not answer within %s", hp, b.timeout)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),
 		errors.Is(err, syscall.EPIPE):
-		return fmt.Errorf("%w: connection to %s broke: %v", backends.ErrUnavailable, hp, unwrapURL(err))
+		return backends.Describe(backends.ErrUnavailable, "connection to %s broke: %v", hp, unwrapURL(err))
 	}
-	return fmt.Errorf("%w: %s: %v", backends.ErrUnavailable, hp, unwrapURL(err))
+	return backends.Describe(backends.ErrUnavailable, "%s: %v", hp, unwrapURL(err))
 }
 
 // unwrapURL drops the *url.Error wrapper, whose text repeats method and URL.

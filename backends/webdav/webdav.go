@@ -190,14 +190,13 @@ func (b *Backend) checkRoot(ctx context.Context) error {
 	where := b.origin + b.rootEscaped
 	switch code := resp.StatusCode; {
 	case code == http.StatusUnauthorized && b.user == "":
-		return fmt.Errorf("%w: the server at %s asks for a user name and password", backends.ErrAuth, where)
+		return backends.Describe(backends.ErrAuth, "the server at %s asks for a user name and password", where)
 	case code == http.StatusUnauthorized:
-		return fmt.Errorf("%w: the server refused user %q (wrong user name or password)", backends.ErrAuth, b.user)
+		return backends.Describe(backends.ErrAuth, "the server refused user %q (wrong user name or password)", b.user)
 	case code == http.StatusForbidden:
-		return fmt.Errorf("%w: the server denies user %q access to %s", backends.ErrPermission, b.user, where)
+		return backends.Describe(backends.ErrPermission, "the server denies user %q access to %s", b.user, where)
 	case isRedirect(code):
-		return fmt.Errorf("%w: URL is not a WebDAV collection: %s redirects to %s; use that URL",
-			backends.ErrProtocol, where, resp.Header.Get("Location"))
+		return backends.Describe(backends.ErrProtocol, "URL is not a WebDAV collection: %s redirects to %s; use that URL", where, resp.Header.Get("Location"))
 	case code != http.StatusMultiStatus:
 		sentinel := statusErrors[code]
 		if sentinel == nil || code == http.StatusOK {
@@ -207,7 +206,7 @@ func (b *Backend) checkRoot(ctx context.Context) error {
 		if ct := resp.Header.Get("Content-Type"); code < 300 && ct != "" {
 			what += ", a " + ct + " reply"
 		}
-		return fmt.Errorf("%w: URL is not a WebDAV collection: %s answered PROPFIND with HTTP %s", sentinel, where, what)
+		return backends.Describe(sentinel, "URL is not a WebDAV collection: %s answered PROPFIND with HTTP %s", where, what)
 	}
 	res, err := parseMultistatus(resp.Body)
 	if err != nil {
@@ -215,10 +214,10 @@ func (b *Backend) checkRoot(ctx context.Context) error {
 	}
 	self, ok := b.pickSelf(res, "")
 	if !ok {
-		return fmt.Errorf("%w: URL is not a WebDAV collection: %s sent no properties for it", backends.ErrProtocol, where)
+		return backends.Describe(backends.ErrProtocol, "URL is not a WebDAV collection: %s sent no properties for it", where)
 	}
 	if !self.isDir {
-		return fmt.Errorf("%w: URL is not a WebDAV collection: %s is a file", backends.ErrNotDir, where)
+		return backends.Describe(backends.ErrNotDir, "URL is not a WebDAV collection: %s is a file", where)
 	}
 	return nil
 }

@@ -1,0 +1,113 @@
+# cloudmount: build, test and demo.
+#
+#   make build   bin/cloudmount
+#   make test    install what the tests need (Debian), vet, unit tests with
+#                -race, then the integration tests against real servers
+#   make demo    serve a temp folder over WebDAV and mount it on ./demo-mount
+#   make demo-stop
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+GO ?= go
+BIN := bin/cloudmount
+
+# Debian packages the tests use: FUSE, the servers and the tools they drive
+# (gcc and libc6-dev because -race needs cgo).
+APT_PACKAGES := fuse3 apache2 apache2-utils rclone rsync attr curl ca-certificates gcc libc6-dev
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+INTEGRATION_TIMEOUT ?= 60m
+INTEGRATION_FLAGS ?=
+TEST_LOG := bin/integration-test.log
+
+DEMO_DIR := .demo
+DEMO_MNT := demo-mount
+
+.PHONY: all build deps vet unit integration test demo demo-stop clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/cloudmount
+
+# Installs only the missing packages; apt-get update only if one is missing.
+deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing$$missing"; \
+	  $(SUDO) apt-get update; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	else \
+	  echo "deps: $(APT_PACKAGES) already installed"; \
+	fi
+	@# Debian's fuse3 udev rule makes /dev/fuse 0666 so that ordinary users can
+	@# mount; containers without udev often have it 0600. In CI, set it as
+	@# udev would (the unprivileged-mount test needs it).
+	@if [ -n "$${CI:-}" ] && [ -c /dev/fuse ] && [ "$$(stat -c %a /dev/fuse)" != 666 ]; then \
+	  echo "deps: chmod 0666 /dev/fuse (as Debian's fuse3 udev rule does)"; $(SUDO) chmod 0666 /dev/fuse; fi
+	@command -v $(GO) >/dev/null || { echo "deps: $(GO) not found: install Go (see go.mod for the version)"; exit 1; }
+	$(GO) mod download
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race $$($(GO) list ./... | grep -v '/integration$$')
+
+# The integration tests build their own binary, start Apache and rclone,
+# and mount through FUSE (as root in CI). The -v output goes to the
+# terminal and to $(TEST_LOG); the summary at the end repeats the failures,
+# the FIGURE lines and the final ok/FAIL line.
+integration:
+	@mkdir -p $(dir $(TEST_LOG))
+	@status=0; \
+	$(GO) test -v -count=1 -timeout $(INTEGRATION_TIMEOUT) $(INTEGRATION_FLAGS) ./integration/ 2>&1 | tee $(TEST_LOG) || status=$$?; \
+	echo; echo "=== integration summary (full log: $(TEST_LOG))"; \
+	grep -E '^\s*--- (FAIL|SKIP)|FIGURE:|^(ok|FAIL|PASS)\b' $(TEST_LOG) || true; \
+	exit $$status
+
+test: deps build vet unit integration
+
+# make demo: serve a temporary folder with the embedded WebDAV server and
+# mount it on ./demo-mount. make demo-stop ends both.
+demo: build
+	@mkdir -p $(DEMO_DIR)/data $(DEMO_MNT)
+	@if [ -f $(DEMO_DIR)/serve.pid ] && kill -0 "$$(cat $(DEMO_DIR)/serve.pid)" 2>/dev/null; then \
+	  echo "demo: already running (make demo-stop first)"; exit 1; fi
+	@port=8580; \
+	while (exec 3<>/dev/tcp/127.0.0.1/$$port) 2>/dev/null; do port=$$((port+1)); done; \
+	printf 'Hello from cloudmount!\n' > $(DEMO_DIR)/data/hello.txt; \
+	nohup $(BIN) serve webdav $(DEMO_DIR)/data --addr 127.0.0.1:$$port >$(DEMO_DIR)/serve.log 2>&1 & \
+	echo $$! > $(DEMO_DIR)/serve.pid; \
+	echo "http://127.0.0.1:$$port/" > $(DEMO_DIR)/url; \
+	for i in $$(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$$port) 2>/dev/null && break; sleep 0.1; done; \
+	$(BIN) mount "http://127.0.0.1:$$port/" $(DEMO_MNT) --cache-dir $(DEMO_DIR)/cache --log-file $(DEMO_DIR)/mount.log || { \
+	  kill "$$(cat $(DEMO_DIR)/serve.pid)"; rm -f $(DEMO_DIR)/serve.pid; \
+	  echo "demo: mount failed; see $(DEMO_DIR)/mount.log"; exit 1; }; \
+	echo; \
+	echo "cloudmount demo: $(DEMO_DIR)/data is served at http://127.0.0.1:$$port/"; \
+	echo "and mounted on ./$(DEMO_MNT). Try:"; \
+	echo "  ls -l $(DEMO_MNT)/ && cat $(DEMO_MNT)/hello.txt"; \
+	echo "  cp -a /etc/hosts $(DEMO_MNT)/ && ls -l $(DEMO_MNT)/ $(DEMO_DIR)/data/"; \
+	echo "  mkdir $(DEMO_MNT)/backup && rsync -a --stats /usr/share/doc/bash/ $(DEMO_MNT)/backup/   (run it twice)"; \
+	echo "  getfattr -d $(DEMO_MNT)/hello.txt    (content hashes as xattrs: coming soon)"; \
+	echo "  df -h $(DEMO_MNT)"; \
+	echo "Logs: $(DEMO_DIR)/serve.log, $(DEMO_DIR)/mount.log"; \
+	echo "Stop: make demo-stop"
+
+demo-stop:
+	@if grep -qs " $(CURDIR)/$(DEMO_MNT) " /proc/mounts; then \
+	  $(BIN) unmount $(DEMO_MNT) || fusermount3 -u $(DEMO_MNT); \
+	  echo "demo: unmounted ./$(DEMO_MNT)"; fi
+	@if [ -f $(DEMO_DIR)/serve.pid ]; then \
+	  pid=$$(cat $(DEMO_DIR)/serve.pid); \
+	  if kill -0 "$$pid" 2>/dev/null; then kill "$$pid"; echo "demo: stopped the server (pid $$pid)"; fi; \
+	  rm -f $(DEMO_DIR)/serve.pid; fi
+	@rmdir $(DEMO_MNT) 2>/dev/null || true
+	@echo "demo: stopped (the served files stay in $(DEMO_DIR)/data)"
+
+clean: demo-stop
+	rm -rf bin $(DEMO_DIR)
