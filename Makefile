@@ -1,6 +1,7 @@
 # cloudmount: build, test and demo.
 #
 #   make build   bin/cloudmount
+#   make install /usr/local/bin/cloudmount (for fstab mounts)
 #   make test    install what the tests need (Debian), vet, unit tests with
 #                -race, then the integration tests against real servers
 #   make demo    serve a temp folder over WebDAV and mount it on ./demo-mount
@@ -23,12 +24,18 @@ TEST_LOG := bin/integration-test.log
 DEMO_DIR := .demo
 DEMO_MNT := demo-mount
 
-.PHONY: all build deps vet unit integration test demo demo-stop clean
+.PHONY: all build install deps vet unit integration test demo demo-stop clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/cloudmount
+
+# mount(8) runs fuse.cloudmount entries through mount.fuse3 with a fixed
+# PATH, so fstab mounts need the binary in a standard place.
+PREFIX ?= /usr/local
+install: build
+	$(SUDO) install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/cloudmount
 
 # Installs only the missing packages; apt-get update only if one is missing.
 deps:

@@ -197,6 +197,34 @@ func (d *dirCache) update(dir, name string, e *backends.Entry) {
 	}
 }
 
+// rename moves an entry between cached listings, and drops the listings of
+// a renamed directory and of what it replaced.
+func (d *dirCache) rename(from, to string) {
+	fromDir, fromName := splitPath(from)
+	toDir, toName := splitPath(to)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var e backends.Entry
+	var ok bool
+	if l := d.byD[fromDir]; l != nil {
+		e, ok = l.entries[fromName]
+		delete(l.entries, fromName)
+	}
+	if l := d.byD[toDir]; l != nil {
+		if ok {
+			e.Name = toName
+			l.entries[toName] = e
+		} else {
+			delete(d.byD, toDir)
+		}
+	}
+	for p := range d.byD {
+		if p == from || strings.HasPrefix(p, from+"/") || p == to || strings.HasPrefix(p, to+"/") {
+			delete(d.byD, p)
+		}
+	}
+}
+
 // forgetTree drops the listings of dir and everything below it.
 func (d *dirCache) forgetTree(dir string) {
 	d.mu.Lock()

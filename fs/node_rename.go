@@ -52,7 +52,7 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 
 	if !src.isLocal() {
 		cctx, cancel := n.fs.call(ctx)
-		err := n.fs.be.Rename(cctx, from, to, true)
+		err := n.fs.be.Rename(cctx, from, to, dstExists)
 		cancel()
 		if err != nil {
 			n.fs.log.Warn("rename failed", "from", from, "to", to, "err", err)
@@ -71,10 +71,7 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 	if n.fs.store != nil {
 		n.fs.store.Index.Rename(from, to)
 	}
-	fromDir, _ := splitPath(from)
-	toDir, _ := splitPath(to)
-	n.fs.dirs.forgetTree(fromDir)
-	n.fs.dirs.forgetTree(toDir)
+	n.fs.dirs.rename(from, to)
 	return 0
 }
 

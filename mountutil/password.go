@@ -3,6 +3,7 @@ package mountutil
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"os/signal"
@@ -43,8 +44,9 @@ type PasswordLookup struct {
 
 // Resolve finds the password: CLOUDMOUNT_PASSWORD, the secrets file, netrc,
 // then the prompt. Without a user, only the secrets file and netrc are
-// asked (they may name the user); if they have nothing, the result is no
-// authentication. Errors never contain a password.
+// asked (they may name the user); if they have nothing, or cannot be read
+// (HOME is another user's, as under su), the result is no authentication.
+// Errors never contain a password.
 func (l PasswordLookup) Resolve() (Credentials, error) {
 	getenv := l.Getenv
 	if getenv == nil {
@@ -57,7 +59,7 @@ func (l PasswordLookup) Resolve() (Credentials, error) {
 	}
 	if l.SecretsFile != "" {
 		secrets, err := ReadSecretsFile(l.SecretsFile)
-		if err != nil {
+		if err != nil && !(l.User == "" && errors.Is(err, fs.ErrPermission)) {
 			return Credentials{}, err
 		}
 		if s, ok := FindSecret(secrets, l.URL, l.User); ok {
@@ -66,7 +68,7 @@ func (l PasswordLookup) Resolve() (Credentials, error) {
 	}
 	if l.NetrcFile != "" {
 		c, ok, err := l.fromNetrc()
-		if err != nil || ok {
+		if err != nil && !(l.User == "" && errors.Is(err, fs.ErrPermission)) || ok {
 			return c, err
 		}
 	}
