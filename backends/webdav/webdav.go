@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"strings"
@@ -169,8 +170,15 @@ func (b *Backend) newClient(caFile string) error {
 		MaxIdleConnsPerHost:   16,
 		ForceAttemptHTTP2:     true,
 	}
+	// Session cookies (ownCloud, Nextcloud) spare the server a password
+	// check on every request; the jar keeps them for this process only.
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		return err
+	}
 	b.client = &http.Client{
 		Transport: b.transport,
+		Jar:       jar,
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		},
