@@ -113,6 +113,28 @@ func (m Meta) IsZero() bool {
 	return m.MTime == nil && m.Mode == nil && m.UID == nil && m.GID == nil && m.SHA256 == "" && m.Type == ""
 }
 
+// Merge copies the set fields of src into m.
+func (m *Meta) Merge(src Meta) {
+	if src.MTime != nil {
+		m.MTime = src.MTime
+	}
+	if src.Mode != nil {
+		m.Mode = src.Mode
+	}
+	if src.UID != nil {
+		m.UID = src.UID
+	}
+	if src.GID != nil {
+		m.GID = src.GID
+	}
+	if src.SHA256 != "" {
+		m.SHA256 = src.SHA256
+	}
+	if src.Type != "" {
+		m.Type = src.Type
+	}
+}
+
 // PutOptions qualify a Put.
 type PutOptions struct {
 	// IfMatch, when not empty, makes the Put fail with ErrPrecondition unless

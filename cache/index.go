@@ -160,26 +160,20 @@ func deleteTree(b *bolt.Bucket, path string) {
 	}
 }
 
+// merge sets the fields of m in the record.
 func (r *record) merge(m backends.Meta) {
-	if m.MTime != nil {
-		r.MTime = m.MTime.UnixNano()
+	cur := r.meta()
+	cur.Merge(m)
+	r.MTime = 0
+	if cur.MTime != nil {
+		r.MTime = cur.MTime.UnixNano()
 	}
-	if m.Mode != nil {
-		v := uint32(*m.Mode)
+	r.Mode = nil
+	if cur.Mode != nil {
+		v := uint32(*cur.Mode)
 		r.Mode = &v
 	}
-	if m.UID != nil {
-		r.UID = m.UID
-	}
-	if m.GID != nil {
-		r.GID = m.GID
-	}
-	if m.SHA256 != "" {
-		r.SHA256 = m.SHA256
-	}
-	if m.Type != "" {
-		r.Type = m.Type
-	}
+	r.UID, r.GID, r.SHA256, r.Type = cur.UID, cur.GID, cur.SHA256, cur.Type
 }
 
 func (r record) meta() backends.Meta {

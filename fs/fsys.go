@@ -48,24 +48,7 @@ func (f *fsys) resolve(p string, e backends.Entry) backends.Entry {
 	if !ok {
 		return e
 	}
-	if m.MTime != nil {
-		e.Meta.MTime = m.MTime
-	}
-	if m.Mode != nil {
-		e.Meta.Mode = m.Mode
-	}
-	if m.UID != nil {
-		e.Meta.UID = m.UID
-	}
-	if m.GID != nil {
-		e.Meta.GID = m.GID
-	}
-	if m.SHA256 != "" {
-		e.Meta.SHA256 = m.SHA256
-	}
-	if m.Type != "" {
-		e.Meta.Type = m.Type
-	}
+	e.Meta.Merge(m)
 	return e
 }
 

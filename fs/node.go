@@ -167,6 +167,11 @@ func (n *Node) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrO
 	if errno := n.revalidate(ctx); errno != 0 {
 		return errno
 	}
+	return n.attrOut(out)
+}
+
+// attrOut fills an attribute reply.
+func (n *Node) attrOut(out *fuse.AttrOut) syscall.Errno {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.fill(&out.Attr)
@@ -229,11 +234,7 @@ func (n *Node) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.SetAtt
 	if errno := n.setMeta(ctx, m); errno != 0 {
 		return errno
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.fill(&out.Attr)
-	out.SetTimeout(n.fs.opts.AttrTimeout)
-	return 0
+	return n.attrOut(out)
 }
 
 // checkChown applies local-filesystem rules to an ownership change: a
@@ -264,7 +265,7 @@ func (n *Node) setMeta(ctx context.Context, m backends.Meta) syscall.Errno {
 	}
 	n.mu.Lock()
 	if n.staged != nil && (n.staged.dirty || n.local) || n.unlinked {
-		mergeMeta(&n.pending, m)
+		n.pending.Merge(m)
 		n.mu.Unlock()
 		return 0
 	}
@@ -285,26 +286,4 @@ func (n *Node) setMeta(ctx context.Context, m backends.Meta) syscall.Errno {
 	n.mu.Unlock()
 	n.fs.dirs.update(path.Dir(p), path.Base(p), &ne)
 	return 0
-}
-
-// mergeMeta copies the set fields of src into dst.
-func mergeMeta(dst *backends.Meta, src backends.Meta) {
-	if src.MTime != nil {
-		dst.MTime = src.MTime
-	}
-	if src.Mode != nil {
-		dst.Mode = src.Mode
-	}
-	if src.UID != nil {
-		dst.UID = src.UID
-	}
-	if src.GID != nil {
-		dst.GID = src.GID
-	}
-	if src.SHA256 != "" {
-		dst.SHA256 = src.SHA256
-	}
-	if src.Type != "" {
-		dst.Type = src.Type
-	}
 }

@@ -106,7 +106,7 @@ func (n *Node) truncate(ctx context.Context, size int64, m backends.Meta) syscal
 	now := time.Now()
 	st.size, st.dirty = size, true
 	n.pending.MTime = &now
-	mergeMeta(&n.pending, m)
+	n.pending.Merge(m)
 	open := n.opens > 0
 	n.mu.Unlock()
 	if open {
@@ -155,7 +155,7 @@ func (n *Node) uploadTo(ctx context.Context, p string) syscall.Errno {
 	}
 	meta := n.entry.Meta
 	meta.SHA256 = ""
-	mergeMeta(&meta, n.pending)
+	meta.Merge(n.pending)
 	local, size := n.local, st.size
 	n.mu.Unlock()
 

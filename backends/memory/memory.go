@@ -299,24 +299,7 @@ func (b *Backend) SetMeta(ctx context.Context, p string, m backends.Meta) (backe
 	if !ok {
 		return backends.Entry{}, fmt.Errorf("setmeta %s: %w", p, backends.ErrNotFound)
 	}
-	if m.MTime != nil {
-		n.meta.MTime = m.MTime
-	}
-	if m.Mode != nil {
-		n.meta.Mode = m.Mode
-	}
-	if m.UID != nil {
-		n.meta.UID = m.UID
-	}
-	if m.GID != nil {
-		n.meta.GID = m.GID
-	}
-	if m.SHA256 != "" {
-		n.meta.SHA256 = m.SHA256
-	}
-	if m.Type != "" {
-		n.meta.Type = m.Type
-	}
+	n.meta.Merge(m)
 	return b.entry(p, n), nil
 }
 
