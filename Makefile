@@ -100,7 +100,6 @@ demo: build
 	echo "  ls -l $(DEMO_MNT)/ && cat $(DEMO_MNT)/hello.txt"; \
 	echo "  cp -a /etc/hosts $(DEMO_MNT)/ && ls -l $(DEMO_MNT)/ $(DEMO_DIR)/data/"; \
 	echo "  mkdir $(DEMO_MNT)/backup && rsync -a --stats /usr/share/doc/bash/ $(DEMO_MNT)/backup/   (run it twice)"; \
-	echo "  getfattr -d $(DEMO_MNT)/hello.txt    (content hashes as xattrs: coming soon)"; \
 	echo "  df -h $(DEMO_MNT)"; \
 	echo "Logs: $(DEMO_DIR)/serve.log, $(DEMO_DIR)/mount.log"; \
 	echo "Stop: make demo-stop"
