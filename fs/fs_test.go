@@ -2,6 +2,8 @@ package fs
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -202,5 +204,64 @@ func TestPosix(t *testing.T) {
 			mnt := mountMem(t, memory.New(), Options{UID: uint32(os.Getuid()), GID: uint32(os.Getgid())})
 			fn(t, mnt)
 		})
+	}
+}
+
+func TestSHA256Xattr(t *testing.T) {
+	b := memory.New()
+	mnt := mountMem(t, b, Options{})
+	getHash := func(p string) string {
+		t.Helper()
+		buf := make([]byte, 128)
+		k, err := syscall.Getxattr(p, "user.cloudmount.sha256", buf)
+		if err != nil {
+			t.Fatalf("getxattr %s: %v", p, err)
+		}
+		return string(buf[:k])
+	}
+	want := func(data []byte) string {
+		s := sha256.Sum256(data)
+		return hex.EncodeToString(s[:])
+	}
+
+	seq := filepath.Join(mnt, "seq")
+	data := bytes.Repeat([]byte("0123456789"), 50000)
+	os.WriteFile(seq, data, 0o644)
+	if got := getHash(seq); got != want(data) {
+		t.Fatalf("sequential write: hash %s, want %s", got, want(data))
+	}
+	if e, _ := b.Stat(t.Context(), "seq"); e.Meta.SHA256 != want(data) {
+		t.Fatalf("hash stored with the file: %q", e.Meta.SHA256)
+	}
+	buf := make([]byte, 256)
+	k, err := syscall.Listxattr(seq, buf)
+	if err != nil || string(buf[:k]) != "user.cloudmount.sha256\x00" {
+		t.Fatalf("listxattr: %q %v", buf[:k], err)
+	}
+
+	f, _ := os.OpenFile(seq, os.O_RDWR, 0)
+	f.WriteAt([]byte("XY"), 100)
+	f.Close()
+	data[100], data[101] = 'X', 'Y'
+	if got := getHash(seq); got != want(data) {
+		t.Fatalf("after a write in the middle: hash %s, want %s", got, want(data))
+	}
+
+	b.Put(t.Context(), "remote", strings.NewReader("from elsewhere"), 14, backends.PutOptions{})
+	remote := filepath.Join(mnt, "remote")
+	if k, _ := syscall.Listxattr(remote, buf); k != 0 {
+		t.Fatalf("listxattr names a hash that would need a download: %q", buf[:k])
+	}
+	if got := getHash(remote); got != want([]byte("from elsewhere")) {
+		t.Fatalf("hash of a file written elsewhere: %s", got)
+	}
+	if e, _ := b.Stat(t.Context(), "remote"); e.Meta.SHA256 != want([]byte("from elsewhere")) {
+		t.Fatalf("computed hash not stored: %q", e.Meta.SHA256)
+	}
+	if err := syscall.Setxattr(seq, "user.cloudmount.sha256", []byte("00"), 0); !errors.Is(err, syscall.ENOTSUP) {
+		t.Fatalf("setxattr of the hash: %v, want ENOTSUP", err)
+	}
+	if _, err := syscall.Getxattr(seq, "user.other", buf); !errors.Is(err, syscall.ENODATA) {
+		t.Fatalf("getxattr of another attribute: %v, want ENODATA", err)
 	}
 }

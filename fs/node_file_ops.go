@@ -81,11 +81,11 @@ func (n *Node) download(ctx context.Context, st *staging) error {
 		return err
 	}
 	defer rc.Close()
-	written, err := io.Copy(st.file, kickReader{rc, wd})
+	written, err := io.Copy(io.MultiWriter(st.file, st.h), kickReader{rc, wd})
 	if err != nil {
 		return fmt.Errorf("download %s: %w", p, err)
 	}
-	st.size = written
+	st.size, st.hashed = written, written
 	return nil
 }
 
@@ -105,6 +105,7 @@ func (n *Node) truncate(ctx context.Context, size int64, m backends.Meta) syscal
 	}
 	now := time.Now()
 	st.size, st.dirty = size, true
+	st.truncated(size)
 	n.pending.MTime = &now
 	n.pending.Merge(m)
 	open := n.opens > 0
@@ -154,10 +155,15 @@ func (n *Node) uploadTo(ctx context.Context, p string) syscall.Errno {
 		return 0
 	}
 	meta := n.entry.Meta
-	meta.SHA256 = ""
 	meta.Merge(n.pending)
 	local, size := n.local, st.size
 	n.mu.Unlock()
+	// Writes wait on upMu, which is held: the content cannot change.
+	sum, err := st.sum()
+	if err != nil {
+		return toErrno(err)
+	}
+	meta.SHA256 = sum
 
 	opts := backends.PutOptions{Meta: meta, IfNoneMatch: local, IfMatch: st.base}
 	e, err := n.put(ctx, p, st, size, opts)
@@ -298,6 +304,7 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 	if k > 0 {
 		now := time.Now()
 		st.dirty = true
+		st.wrote(data[:k], off)
 		n.pending.MTime = &now
 	}
 	if err != nil {
@@ -351,6 +358,7 @@ func (n *Node) Allocate(ctx context.Context, f fusefs.FileHandle, off uint64, si
 	}
 	if fi, err := st.file.Stat(); err == nil && fi.Size() != st.size {
 		st.size, st.dirty = fi.Size(), true
+		st.truncated(st.size)
 		now := time.Now()
 		n.pending.MTime = &now
 	}

@@ -2,21 +2,42 @@ package fs
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
 	"syscall"
+
+	"github.com/cloudmount/cloudmount/backends"
 )
 
-// Extended attributes: none are stored yet. Reads answer "no such
-// attribute", writes "not supported", so that cp -a, rsync -X and file
-// managers get a clean answer instead of EIO.
+// xattrSHA256 holds a file's SHA-256 in hex. It is known without a download
+// for files written through cloudmount and files whose server stores it;
+// otherwise it is computed on request and remembered for that version.
+//
+// listxattr names it only where it is known, so that tools that read every
+// attribute they are shown (file managers, cp -a from the mount) never start
+// a download. Other user attributes are not stored: reads answer "no such
+// attribute", writes "not supported", so cp -a and rsync -X carry on.
+const xattrSHA256 = "user.cloudmount.sha256"
 
 // Getxattr implements fusefs.NodeGetxattrer.
 func (n *Node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	return 0, syscall.ENODATA
+	if attr != xattrSHA256 || n.StableAttr().Mode != syscall.S_IFREG {
+		return 0, syscall.ENODATA
+	}
+	sum, errno := n.sha256(ctx)
+	if errno != 0 {
+		return 0, errno
+	}
+	return xattrReply(dest, sum)
 }
 
 // Listxattr implements fusefs.NodeListxattrer.
 func (n *Node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	return 0, 0
+	if n.StableAttr().Mode != syscall.S_IFREG || n.knownSHA256() == "" {
+		return 0, 0
+	}
+	return xattrReply(dest, xattrSHA256+"\x00")
 }
 
 // Setxattr implements fusefs.NodeSetxattrer.
@@ -26,5 +47,69 @@ func (n *Node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 
 // Removexattr implements fusefs.NodeRemovexattrer.
 func (n *Node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	if attr == xattrSHA256 {
+		return syscall.ENOTSUP
+	}
 	return syscall.ENODATA
+}
+
+// xattrReply copies val into dest, or reports the size needed.
+func xattrReply(dest []byte, val string) (uint32, syscall.Errno) {
+	if len(dest) < len(val) {
+		return uint32(len(val)), syscall.ERANGE
+	}
+	return uint32(copy(dest, val)), 0
+}
+
+// knownSHA256 is the hash as far as it is known without reading data.
+func (n *Node) knownSHA256() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.staged != nil && (n.staged.dirty || n.local) {
+		return ""
+	}
+	return n.entry.Meta.SHA256
+}
+
+// sha256 returns the file's hash: staged content is hashed locally; a
+// server version without a known hash is read once, hashed, and the hash
+// stored with it (on the server where it can keep it, else in the index).
+func (n *Node) sha256(ctx context.Context) (string, syscall.Errno) {
+	n.upMu.Lock()
+	defer n.upMu.Unlock()
+	n.mu.Lock()
+	st, e := n.staged, n.entry
+	n.mu.Unlock()
+	if st != nil {
+		sum, err := st.sum()
+		return sum, toErrno(err)
+	}
+	if e.Meta.SHA256 != "" {
+		return e.Meta.SHA256, 0
+	}
+	p := n.path()
+	wctx, wd := newWatchdog(ctx, n.fs.opts.Timeout)
+	defer wd.stop()
+	rc, err := n.fs.be.Read(wctx, p, 0, -1)
+	if err != nil {
+		return "", toErrno(err)
+	}
+	defer rc.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, kickReader{rc, wd}); err != nil {
+		return "", toErrno(err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	ne, err := n.fs.storeMeta(ctx, p, e, backends.Meta{SHA256: sum})
+	if err != nil {
+		n.fs.log.Debug("hash computed but not stored", "path", p, "err", err)
+		return sum, 0
+	}
+	n.mu.Lock()
+	if n.staged == nil && n.entry.Version == e.Version {
+		ne.Name = e.Name
+		n.entry = ne
+	}
+	n.mu.Unlock()
+	return sum, 0
 }

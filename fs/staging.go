@@ -2,7 +2,10 @@ package fs
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"sync"
@@ -19,6 +22,12 @@ type staging struct {
 	// base is the server version the content started from ("" for a new
 	// file); an upload succeeds only if the server still has it.
 	base string
+
+	// h hashes the content while it is written in order: it has seen the
+	// first hashed bytes, and is valid while inOrder holds.
+	h       hash.Hash
+	hashed  int64
+	inOrder bool
 }
 
 // newStaging creates an empty staging file in dir.
@@ -27,7 +36,43 @@ func newStaging(dir, base string) (*staging, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create staging file: %w", err)
 	}
-	return &staging{file: f, base: base}, nil
+	return &staging{file: f, base: base, h: sha256.New(), inOrder: true}, nil
+}
+
+// wrote tells the hash about data written at off. Writes in order (cp,
+// rsync, dd) are hashed as they come; any other write leaves the hash to
+// sum, which reads the file once.
+func (s *staging) wrote(data []byte, off int64) {
+	if s.inOrder && off == s.hashed {
+		s.h.Write(data)
+		s.hashed += int64(len(data))
+		return
+	}
+	s.inOrder = false
+}
+
+// truncated tells the hash about a new size.
+func (s *staging) truncated(size int64) {
+	switch {
+	case size == 0:
+		s.h.Reset()
+		s.hashed, s.inOrder = 0, true
+	case size != s.hashed:
+		s.inOrder = false
+	}
+}
+
+// sum returns the content's SHA-256 in hex, reading the file when the
+// writes were not in order.
+func (s *staging) sum() (string, error) {
+	if !s.inOrder || s.hashed != s.size {
+		s.h.Reset()
+		if _, err := io.Copy(s.h, io.NewSectionReader(s.file, 0, s.size)); err != nil {
+			return "", fmt.Errorf("hash staging file: %w", err)
+		}
+		s.hashed, s.inOrder = s.size, true
+	}
+	return hex.EncodeToString(s.h.Sum(nil)), nil
 }
 
 // discard deletes the staging file.

@@ -20,6 +20,15 @@ import (
 //	cm:gid     decimal
 //	cm:sha256  lower-case hex
 //	cm:type    "symlink", "fifo" or "socket"; absent for files and directories
+//	cm:etag    the ETag (without W/) of the version that cm:mtime, cm:sha256
+//	           and cm:type describe
+//
+// Servers keep dead properties when a file is overwritten, also by clients
+// that know nothing of them. The stamp ties the properties that describe
+// content to the version they were written for: once the server's ETag is
+// another, they are dropped when read (contentBound). Mode and owner belong
+// to the path and stay. Directories are not stamped: their ETag changes
+// with every child.
 var metaProps = []string{"mtime", "mode", "uid", "gid", "sha256", "type"}
 
 // specialTypes are the values cm:type may take.
@@ -88,6 +97,35 @@ func decodeMeta(p *msProp, m *backends.Meta) {
 	}
 }
 
+// contentBound drops the fields of r's metadata that describe content when
+// they were written for another version of a file.
+func (r *resource) contentBound() {
+	if r.isDir {
+		return
+	}
+	if r.stamp != nil && r.etag != "" && opaqueTag(*r.stamp) == opaqueTag(r.etag) {
+		return
+	}
+	r.meta.MTime, r.meta.SHA256, r.meta.Type = nil, "", ""
+}
+
+// stamped adds the version stamp to a property set about e.
+func stamped(set [][2]string, e backends.Entry) [][2]string {
+	if e.IsDir || e.Version == "" {
+		return set
+	}
+	return append(set, [2]string{"etag", opaqueTag(e.Version)})
+}
+
+// withMeta is e as it is once m is stored with it.
+func withMeta(e backends.Entry, m backends.Meta) backends.Entry {
+	e.Meta.Merge(m)
+	if e.Meta.MTime != nil {
+		e.ModTime = *e.Meta.MTime
+	}
+	return e
+}
+
 // validateMeta refuses values that could not be read back.
 func validateMeta(m backends.Meta) error {
 	if m.SHA256 != "" {
@@ -108,12 +146,25 @@ func (b *Backend) SetMeta(ctx context.Context, p string, m backends.Meta) (backe
 	if err := validateMeta(m); err != nil {
 		return backends.Entry{}, fmt.Errorf("PROPPATCH %s: %w", display(p), err)
 	}
-	if !m.IsZero() {
-		if err := b.proppatch(ctx, p, encodeMeta(m), nil); err != nil {
-			return backends.Entry{}, err
-		}
+	e, err := b.Stat(ctx, p)
+	if err != nil || m.IsZero() {
+		return e, err
 	}
-	return b.Stat(ctx, p)
+	set := encodeMeta(m)
+	if m.MTime != nil || m.SHA256 != "" || m.Type != "" {
+		// The stamp covers all content-bound fields: keep the ones still
+		// valid for this version.
+		for _, kv := range encodeMeta(backends.Meta{MTime: e.Meta.MTime, SHA256: e.Meta.SHA256, Type: e.Meta.Type}) {
+			if !hasProp(set, kv[0]) {
+				set = append(set, kv)
+			}
+		}
+		set = stamped(set, e)
+	}
+	if err := b.proppatch(ctx, p, set, nil); err != nil {
+		return backends.Entry{}, err
+	}
+	return withMeta(e, m), nil
 }
 
 // proppatch sets and removes cm: properties of p. It fails with

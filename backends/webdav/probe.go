@@ -85,7 +85,7 @@ func (b *Backend) probe(ctx context.Context) (caps backends.Capabilities, err er
 		note("ETags: none; changes by others are not detected")
 	}
 
-	b.probeDeadProps(ctx, name, &caps, note)
+	b.probeDeadProps(ctx, name, st.etag, &caps, note)
 	if err := b.probeConditional(ctx, name, &caps, note); err != nil {
 		return caps, err
 	}
@@ -149,8 +149,10 @@ func (b *Backend) probePut(ctx context.Context, name string, hdr http.Header) (*
 	return resp, nil
 }
 
-// probeDeadProps: does a PROPPATCH of cm:probe stick?
-func (b *Backend) probeDeadProps(ctx context.Context, name string, caps *backends.Capabilities, note func(string, ...any)) {
+// probeDeadProps: does a PROPPATCH of cm:probe stick, and leave the ETag?
+// Metadata is tied to the version it describes (cm:etag), so a server whose
+// ETag changes on PROPPATCH cannot keep it: the local index does instead.
+func (b *Backend) probeDeadProps(ctx context.Context, name, etag string, caps *backends.Capabilities, note func(string, ...any)) {
 	if err := b.proppatch(ctx, name, [][2]string{{"probe", "1"}}, nil); err != nil {
 		note("dead properties: not stored (%v); mtime, mode and owner are kept in the local index", err)
 		return
@@ -158,6 +160,10 @@ func (b *Backend) probeDeadProps(ctx context.Context, name string, caps *backend
 	st, err := b.probeStat(ctx, name)
 	if err != nil || st.probe == nil || *st.probe != "1" {
 		note("dead properties: PROPPATCH answered OK but the property did not stick; mtime, mode and owner are kept in the local index")
+		return
+	}
+	if opaqueTag(st.etag) != opaqueTag(etag) {
+		note("dead properties: kept, but a PROPPATCH changes the ETag (%s to %s), so they cannot be tied to a version; mtime, mode and owner are kept in the local index", etag, st.etag)
 		return
 	}
 	caps.MetaStore = true

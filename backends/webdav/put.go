@@ -49,21 +49,26 @@ func (b *Backend) Put(ctx context.Context, p string, r io.Reader, size int64, op
 	if err := b.put(ctx, p, r, size, opts, ifMatch, caps); err != nil {
 		return backends.Entry{}, err
 	}
-	if caps.MetaStore && (!opts.Meta.IsZero() || !opts.IfNoneMatch) {
-		// Overwriting keeps the old dead properties on most servers: drop
-		// those that describe the old content.
-		set := encodeMeta(opts.Meta)
-		var remove []string
-		for _, name := range []string{"mtime", "sha256", "type"} {
-			if !hasProp(set, name) {
-				remove = append(remove, name)
-			}
-		}
-		if err := b.proppatch(ctx, p, set, remove); err != nil {
-			b.log.Warn("webdav: file stored but not its metadata", "path", display(p), "err", err)
+	e, err := b.Stat(ctx, p)
+	if err != nil || !caps.MetaStore || (opts.Meta.IsZero() && opts.IfNoneMatch) {
+		return e, err
+	}
+	// Overwriting keeps the old dead properties on most servers: drop those
+	// that describe the old content, and stamp the new ones with the new
+	// version.
+	set := encodeMeta(opts.Meta)
+	var remove []string
+	for _, name := range []string{"mtime", "sha256", "type"} {
+		if !hasProp(set, name) {
+			remove = append(remove, name)
 		}
 	}
-	return b.Stat(ctx, p)
+	if err := b.proppatch(ctx, p, stamped(set, e), remove); err != nil {
+		b.log.Warn("webdav: file stored but not its metadata", "path", display(p), "err", err)
+		return e, nil
+	}
+	e.Meta.MTime, e.Meta.SHA256, e.Meta.Type = nil, "", ""
+	return withMeta(e, opts.Meta), nil
 }
 
 func hasProp(set [][2]string, name string) bool {

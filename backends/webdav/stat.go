@@ -117,6 +117,7 @@ func (b *Backend) pickSelf(res []resource, p string) (resource, bool) {
 
 // entry converts a resource to an Entry named name.
 func (r *resource) entry(name string) backends.Entry {
+	r.contentBound()
 	e := backends.Entry{
 		Name:    name,
 		IsDir:   r.isDir,

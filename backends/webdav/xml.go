@@ -54,6 +54,7 @@ type msProp struct {
 	GID            *string         `xml:"urn:x-cloudmount:1 gid"`
 	SHA256         *string         `xml:"urn:x-cloudmount:1 sha256"`
 	Type           *string         `xml:"urn:x-cloudmount:1 type"`
+	Stamp          *string         `xml:"urn:x-cloudmount:1 etag"`
 	Probe          *string         `xml:"urn:x-cloudmount:1 probe"`
 }
 
@@ -71,6 +72,7 @@ type resource struct {
 	quotaFree *int64
 	quotaUsed *int64
 	meta      backends.Meta
+	stamp     *string // cm:etag: the version the content-bound metadata belongs to
 	probe     *string
 }
 
@@ -146,6 +148,10 @@ func (res *resource) apply(p *msProp) {
 	res.quotaFree = parseOptInt(p.QuotaAvailable, res.quotaFree)
 	res.quotaUsed = parseOptInt(p.QuotaUsed, res.quotaUsed)
 	decodeMeta(p, &res.meta)
+	if p.Stamp != nil {
+		v := strings.TrimSpace(*p.Stamp)
+		res.stamp = &v
+	}
 	if p.Probe != nil {
 		v := strings.TrimSpace(*p.Probe)
 		res.probe = &v
@@ -211,7 +217,7 @@ func hrefPath(href string) (string, error) {
 const propfindBody = `<?xml version="1.0" encoding="utf-8"?>
 <D:propfind xmlns:D="DAV:" xmlns:cm="` + NS + `"><D:prop>` +
 	`<D:resourcetype/><D:getcontentlength/><D:getlastmodified/><D:getetag/>` +
-	`<cm:mtime/><cm:mode/><cm:uid/><cm:gid/><cm:sha256/><cm:type/>` +
+	`<cm:mtime/><cm:mode/><cm:uid/><cm:gid/><cm:sha256/><cm:type/><cm:etag/>` +
 	`</D:prop></D:propfind>`
 
 // propfindTypeBody asks only for the resource type (emptiness checks).

@@ -39,6 +39,7 @@ const (
 <ns1:gid>100</ns1:gid>
 <ns1:sha256>E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855</ns1:sha256>
 <ns1:type>symlink</ns1:type>
+<ns1:etag>"529-660f638afe15f"</ns1:etag>
 </D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>
 </D:response>
 </D:multistatus>`
@@ -83,6 +84,14 @@ func TestParseMultistatus(t *testing.T) {
 	e := f.entry("café #1?.txt")
 	if !e.ModTime.Equal(*m.MTime) || e.Version != f.etag || e.Size != 1321 {
 		t.Errorf("entry %+v: ModTime must be the stored mtime", e)
+	}
+	// The same properties on a version they were not written for: another
+	// client overwrote the file, and the server kept our dead properties.
+	other := res[1]
+	other.meta, other.etag = m, `"52a-660f638afe160"`
+	if e := other.entry("x"); e.Meta.MTime != nil || e.Meta.SHA256 != "" || e.Meta.Type != "" ||
+		!e.ModTime.Equal(f.modified) || e.Meta.Mode == nil || *e.Meta.Mode != 0o644 {
+		t.Errorf("stale properties must give way to the server's mtime, and keep mode and owner: %+v", e)
 	}
 
 	res, err = parseMultistatus(strings.NewReader(rcloneReply))
