@@ -265,3 +265,27 @@ func TestSHA256Xattr(t *testing.T) {
 		t.Fatalf("getxattr of another attribute: %v, want ENODATA", err)
 	}
 }
+
+func TestUnchangedContentIsNotUploadedAgain(t *testing.T) {
+	b := memory.New()
+	mnt := mountMem(t, b, Options{})
+	p := filepath.Join(mnt, "f")
+	data := []byte("the same bytes")
+	os.WriteFile(p, data, 0o644)
+	puts := b.Calls("Put")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := time.Date(2020, 1, 2, 3, 4, 5, 6, time.UTC)
+	os.Chtimes(p, want, want)
+	if b.Calls("Put") != puts {
+		t.Fatalf("rewriting identical content uploaded it again (%d puts, want %d)", b.Calls("Put"), puts)
+	}
+	if e, _ := b.Stat(t.Context(), "f"); e.Meta.MTime == nil || !e.Meta.MTime.Equal(want) {
+		t.Fatalf("metadata of the rewrite not stored: %+v", e.Meta)
+	}
+	os.WriteFile(p, []byte("other bytes!!!"), 0o644)
+	if got, _ := b.Content("f"); string(got) != "other bytes!!!" || b.Calls("Put") != puts+1 {
+		t.Fatalf("changed content of the same size: server has %q after %d puts", got, b.Calls("Put")-puts)
+	}
+}

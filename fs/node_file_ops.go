@@ -16,23 +16,29 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
-// Open implements fusefs.NodeOpener.
+// Open implements fusefs.NodeOpener. O_TRUNC empties the staged content;
+// the upload waits for close like any other write.
 func (n *Node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY
 	if write && n.fs.opts.ReadOnly {
 		return nil, 0, syscall.EROFS
 	}
-	if write && flags&syscall.O_TRUNC != 0 {
-		if errno := n.truncate(ctx, 0, backends.Meta{}); errno != 0 {
-			return nil, 0, errno
-		}
-	}
 	if errno := n.revalidate(ctx); errno != 0 {
 		return nil, 0, errno
 	}
-	var fuseFlags uint32
 	n.mu.Lock()
 	n.opens++
+	n.mu.Unlock()
+	if write && flags&syscall.O_TRUNC != 0 {
+		if errno := n.truncate(ctx, 0, backends.Meta{}); errno != 0 {
+			n.mu.Lock()
+			n.opens--
+			n.mu.Unlock()
+			return nil, 0, errno
+		}
+	}
+	var fuseFlags uint32
+	n.mu.Lock()
 	if v := n.entry.Version; n.staged == nil && v != "" {
 		if v == n.cached {
 			fuseFlags |= fuse.FOPEN_KEEP_CACHE
@@ -164,6 +170,11 @@ func (n *Node) uploadTo(ctx context.Context, p string) syscall.Errno {
 		return toErrno(err)
 	}
 	meta.SHA256 = sum
+	if !local {
+		if done, errno := n.skipUnchanged(ctx, p, st, size, meta); done {
+			return errno
+		}
+	}
 
 	opts := backends.PutOptions{Meta: meta, IfNoneMatch: local, IfMatch: st.base}
 	e, err := n.put(ctx, p, st, size, opts)
@@ -211,6 +222,33 @@ func (n *Node) uploadTo(ctx context.Context, p string) syscall.Errno {
 	dir, name := splitPath(p)
 	n.fs.dirs.update(dir, name, &e)
 	return 0
+}
+
+// skipUnchanged stores only the metadata when the server's current version
+// already has the staged content (same size and hash): cp over an identical
+// file, an editor saving an unchanged file. It reports whether it did.
+func (n *Node) skipUnchanged(ctx context.Context, p string, st *staging, size int64, meta backends.Meta) (bool, syscall.Errno) {
+	n.mu.Lock()
+	e := n.entry
+	n.mu.Unlock()
+	if e.Meta.SHA256 == "" || e.Meta.SHA256 != meta.SHA256 || e.Size != size {
+		return false, 0
+	}
+	ne, err := n.fs.storeMeta(ctx, p, e, meta)
+	if err != nil {
+		n.fs.log.Warn("storing metadata failed", "path", p, "err", err)
+		return true, toErrno(err)
+	}
+	n.fs.log.Debug("content unchanged: upload skipped, metadata stored", "path", p)
+	ne.Name = e.Name
+	n.mu.Lock()
+	st.dirty, st.base = false, ne.Version
+	n.pending = backends.Meta{}
+	n.entry, n.fetched = ne, time.Now()
+	n.mu.Unlock()
+	dir, name := splitPath(p)
+	n.fs.dirs.update(dir, name, &ne)
+	return true, 0
 }
 
 // put streams the staging file to p with a progress deadline.

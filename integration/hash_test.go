@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +40,21 @@ func TestSHA256Xattr(t *testing.T) {
 			t.Errorf("getfattr -d does not list the hash of a file written here:\n%s", out)
 		}
 
+		// cp of identical content over the file: no PUT reaches the server.
+		same := filepath.Join(t.TempDir(), "same.txt")
+		os.WriteFile(same, data, 0o644)
+		puts := countPuts(t, srv, "/written.txt")
+		if puts == 0 {
+			t.Fatalf("the access log shows no PUT of written.txt, so uploads cannot be counted")
+		}
+		run(t, "", "cp", same, m.Path("written.txt"))
+		if got := getfattr("written.txt"); got != sum(data) {
+			t.Errorf("after cp of the same content: getfattr %q", got)
+		}
+		if n := countPuts(t, srv, "/written.txt"); n != puts {
+			t.Errorf("cp of identical content sent %d PUT(s) of the file, want none", n-puts)
+		}
+
 		other := []byte("put on the server directly\n")
 		srv.WriteFile(t, "elsewhere.txt", other, time.Time{})
 		if got := getfattr("elsewhere.txt"); got != sum(other) {
@@ -60,4 +76,16 @@ func TestSHA256Xattr(t *testing.T) {
 			}
 		}
 	})
+}
+
+// countPuts counts the PUT requests for path in the server's access log.
+func countPuts(t *testing.T, srv *Server, path string) int {
+	t.Helper()
+	n := 0
+	for _, r := range srv.Requests(t) {
+		if r.Method == "PUT" && r.Path == path {
+			n++
+		}
+	}
+	return n
 }
