@@ -117,3 +117,55 @@ demo-stop:
 
 clean: demo-stop
 	rm -rf bin $(DEMO_DIR)
+
+# ---------------------------------------------------------------------------
+# Benchmarks (issue 5): cloudmount next to davfs2, sshfs and rclone mount on
+# the same loopback servers, with local disk, curl and sftp/scp as limits.
+# Writes docs/bench.md and docs/bench.png. The code is
+# integration/bench_*_test.go (build tag "bench"); it reuses the harness.
+#
+#   make bench                  the sizes of the issue (about an hour)
+#   make bench QUICK=1          small sizes (64 MiB, 200 files, ...): a few minutes
+#   make bench-baseline         cloudmount alone, compared with the saved
+#                               baseline integration/testdata/bench-baseline.json
+#                               (= make bench BASELINE=1; QUICK=1 for the quick one)
+#   make bench SAVE_BASELINE=1  also store this run's cloudmount medians as the baseline
+#   REPS=N (default 3); STRICT=1: a regression against the baseline fails;
+#   SYSTEMS=a,b / WORKLOADS=a,b limit a run while developing (output in bin/).
+# With CI set, a peer that cannot be run is a failure; otherwise the report
+# lists it as not available, with the reason.
+
+BENCH_APT_PACKAGES := fuse3 apache2 apache2-utils rclone davfs2 sshfs openssh-server openssh-client rsync curl tar
+BENCH_TIMEOUT ?= 3h
+BENCH_LOG := bin/bench.log
+bench_on = $(if $(filter-out 0 false,$(1)),1,)
+
+.PHONY: bench bench-baseline bench-deps
+
+# Installs only the missing packages, like deps.
+bench-deps:
+	@missing=""; \
+	for p in $(BENCH_APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "bench-deps: installing$$missing"; \
+	  $(SUDO) apt-get update; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	else \
+	  echo "bench-deps: $(BENCH_APT_PACKAGES) already installed"; \
+	fi
+	@command -v $(GO) >/dev/null || { echo "bench-deps: $(GO) not found: install Go (see go.mod for the version)"; exit 1; }
+
+bench: bench-deps
+	@mkdir -p bin
+	BENCH_SIZE=$(if $(call bench_on,$(QUICK)),quick,full) \
+	BENCH_REPS=$(REPS) \
+	BENCH_BASELINE=$(call bench_on,$(BASELINE)) \
+	BENCH_SAVE_BASELINE=$(call bench_on,$(SAVE_BASELINE)) \
+	BENCH_STRICT=$(call bench_on,$(STRICT)) \
+	BENCH_SYSTEMS=$(SYSTEMS) BENCH_WORKLOADS=$(WORKLOADS) \
+	$(GO) test -tags bench -run '^TestBench$$' -count=1 -timeout $(BENCH_TIMEOUT) -v ./integration/ 2>&1 | tee $(BENCH_LOG)
+
+bench-baseline:
+	$(MAKE) bench BASELINE=1

@@ -30,8 +30,9 @@ import (
 //	BENCH_SYSTEMS=a,b           only these systems (IDs of benchSystems), for development
 //	BENCH_WORKLOADS=a,b         only these workloads (write, read, small, ls, rsync)
 //
-// A full run writes docs/bench.md and docs/bench.png; a run limited by
-// BENCH_SYSTEMS or BENCH_WORKLOADS, and a baseline run, write to bin/.
+// A full or quick run writes docs/bench.md and docs/bench.png; a tiny run,
+// a run limited by BENCH_SYSTEMS or BENCH_WORKLOADS, and a baseline run
+// write to bin/ instead.
 
 // benchSizes are the sizes of the workloads.
 type benchSizes struct {
@@ -72,7 +73,7 @@ type benchConfig struct {
 // partial reports whether the run leaves out systems or workloads, so that
 // its report must not replace docs/bench.md.
 func (c *benchConfig) partial() bool {
-	return c.Baseline || len(c.systems) > 0 || len(c.workloads) > 0
+	return c.Baseline || c.Sizes.Name == "tiny" || len(c.systems) > 0 || len(c.workloads) > 0
 }
 
 // wantWorkload reports whether the run includes workload w.

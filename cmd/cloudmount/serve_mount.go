@@ -101,7 +101,7 @@ func setUp(ctx context.Context, cfg *mountConfig, log *slog.Logger) (srv *fuse.S
 	store, err := cache.Open(cfg.CacheDir)
 	if err != nil {
 		closeBackend(b, log)
-		return nil, nil, fmt.Errorf("cache directory %s: %w", cfg.CacheDir, err)
+		return nil, nil, err
 	}
 	srv, err = fs.Mount(cfg.Mountpoint, b, store, fs.Options{
 		UID: cfg.UID, GID: cfg.GID, Privileged: os.Geteuid() == 0,
