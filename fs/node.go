@@ -190,6 +190,21 @@ func (n *Node) revalidate(ctx context.Context) syscall.Errno {
 		return 0
 	}
 	p := n.path()
+	if p != "" {
+		// A listing of the parent read within the attribute timeout (ls -l,
+		// file managers: readdir, then a stat of every entry) answers.
+		dir, name := splitPath(p)
+		if e, found, known := n.fs.dirs.lookup(dir, name); known {
+			if !found {
+				return syscall.ENOENT
+			}
+			if kind(e) == n.StableAttr().Mode {
+				e.Name = name
+				n.refresh(n.fs.resolve(p, e))
+				return 0
+			}
+		}
+	}
 	cctx, cancel := n.fs.call(ctx)
 	e, err := n.fs.be.Stat(cctx, p)
 	cancel()
@@ -284,6 +299,7 @@ func (n *Node) setMeta(ctx context.Context, m backends.Meta) syscall.Errno {
 	n.mu.Lock()
 	n.entry, n.fetched = ne, time.Now()
 	n.mu.Unlock()
-	n.fs.dirs.update(path.Dir(p), path.Base(p), &ne)
+	dir, name := splitPath(p)
+	n.fs.dirs.update(dir, name, &ne)
 	return 0
 }
