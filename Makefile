@@ -124,7 +124,7 @@ clean: demo-stop
 # Writes docs/bench.md and docs/bench.png. The code is
 # integration/bench_*_test.go (build tag "bench"); it reuses the harness.
 #
-#   make bench                  the sizes of the issue (about an hour)
+#   make bench                  the sizes of the issue (an hour or more)
 #   make bench QUICK=1          small sizes (64 MiB, 200 files, ...): a few minutes
 #   make bench-baseline         cloudmount alone, compared with the saved
 #                               baseline integration/testdata/bench-baseline.json

@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -138,6 +139,13 @@ func envList(name string) []string {
 // TestBench runs the benchmark and writes its report.
 func TestBench(t *testing.T) {
 	cfg := benchConfigFromEnv(t)
+	// Registered first, so it runs last: after every mount's own cleanup,
+	// nothing of this run may be left mounted.
+	t.Cleanup(func() {
+		if left := leftoverMounts(); len(left) > 0 {
+			t.Errorf("bench: still mounted after the run: %q", left)
+		}
+	})
 	res := newBenchResults(cfg)
 	t.Logf("bench: %s sizes, %d repetitions, load average at start %s", cfg.Sizes.Name, cfg.Reps, res.Machine.LoadStart)
 
@@ -215,4 +223,32 @@ func finishBench(t *testing.T, cfg *benchConfig, res *benchResults) {
 			t.Logf("bench: saved the %s baseline in %s", cfg.Sizes.Name, baselineFile())
 		}
 	}
+}
+
+// TestRenderBenchReport renders bin/bench.md and bin/bench.png again from
+// the results of the last run (bin/bench-results.json, or the file named by
+// BENCH_RESULTS), to work on the report without measuring again:
+//
+//	go test -tags bench -run TestRenderBenchReport ./integration/
+func TestRenderBenchReport(t *testing.T) {
+	name := os.Getenv("BENCH_RESULTS")
+	if name == "" {
+		name = filepath.Join(repoRoot, "bin", "bench-results.json")
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Skipf("no results to render: %v", err)
+	}
+	var res benchResults
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	md, png := filepath.Join(repoRoot, "bin", "bench.md"), filepath.Join(repoRoot, "bin", "bench.png")
+	if err := writeBenchChart(&res, png); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeBenchReport(&res, md); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s and %s from %s", md, png, name)
 }
