@@ -60,6 +60,7 @@ deps:
 
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags bench ./integration/
 
 unit:
 	$(GO) test -race $$($(GO) list ./... | grep -v '/integration$$')
@@ -125,7 +126,8 @@ clean: demo-stop
 # integration/bench_*_test.go (build tag "bench"); it reuses the harness.
 #
 #   make bench                  the sizes of the issue (an hour or more)
-#   make bench QUICK=1          small sizes (64 MiB, 200 files, ...): a few minutes
+#   make bench QUICK=1          small sizes (64 MiB, 200 files, ...): about 15 minutes, most
+#                               of it waiting for davfs2 and rclone mount to upload
 #   make bench-baseline         cloudmount alone, compared with the saved
 #                               baseline integration/testdata/bench-baseline.json
 #                               (= make bench BASELINE=1; QUICK=1 for the quick one)

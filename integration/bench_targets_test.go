@@ -1,0 +1,115 @@
+//go:build bench
+
+package integration
+
+import (
+	"fmt"
+	"strings"
+)
+
+// rssLimitMiB is the target for the daemon's peak RSS in every workload.
+const rssLimitMiB = 64
+
+// benchTarget is one target of issue 5: a ratio of a cloudmount median to
+// a limit measured in the same run, or a bound.
+type benchTarget struct {
+	// Text says the target as the issue does.
+	Text string
+	// Metric is the measurement; Ref is "local" or "curl" (curl against the
+	// same server); Max is the largest ratio that meets the target.
+	Metric, Ref string
+	Max         float64
+	// Files, when set, is a count that must be 0 as well.
+	Files string
+	// RSS is the peak RSS target: every rss.* median under rssLimitMiB.
+	RSS bool
+}
+
+var benchTargets = []benchTarget{
+	{Text: "write: until close ≤ 1.1× local disk", Metric: "write.close", Ref: "local", Max: 1.1},
+	{Text: "write: until on the server ≤ 2× curl", Metric: "write.server", Ref: "curl", Max: 2},
+	{Text: "read cold ≤ 1.3× curl", Metric: "read.cold", Ref: "curl", Max: 1.3},
+	{Text: "read warm ≤ 2× local disk", Metric: "read.warm", Ref: "local", Max: 2},
+	{Text: "small files: until the last close ≤ 2× local disk", Metric: "small.close", Ref: "local", Max: 2},
+	{Text: "small files: until on the server ≤ 1× serial curl", Metric: "small.server", Ref: "curl", Max: 1},
+	{Text: "`ls -lR` cold ≤ 1× the PROPFINDs it needs (curl)", Metric: "ls.cold", Ref: "curl", Max: 1},
+	{Text: "`ls -lR` warm ≤ 1.25× local disk", Metric: "ls.warm", Ref: "local", Max: 1.25},
+	{Text: "rsync second run: 0 files, ≤ 2× local disk", Metric: "rsync.second", Ref: "local", Max: 2, Files: "rsync.second.files"},
+	{Text: "rsync after remount: 0 files, ≤ 2× local disk", Metric: "rsync.remount", Ref: "local", Max: 2, Files: "rsync.remount.files"},
+	{Text: fmt.Sprintf("daemon peak RSS < %d MiB in every workload", rssLimitMiB), RSS: true},
+}
+
+// targetResult is a target evaluated for one cloudmount system.
+type targetResult struct {
+	// Status is "met", "missed" or "n/a" (a figure is missing).
+	Status string
+	// Detail gives the ratio and the figures.
+	Detail string
+	// Ratio is the measured ratio (0 when none).
+	Ratio float64
+}
+
+// refSystem is the system a target compares cloudmount on sys with.
+func refSystem(sys, ref string) string {
+	if ref == "curl" {
+		return "curl-" + strings.TrimPrefix(sys, "cloudmount-")
+	}
+	return ref
+}
+
+// evaluate checks the target for the cloudmount system sys.
+func (tg benchTarget) evaluate(res *benchResults, sys string) targetResult {
+	if tg.RSS {
+		worst, where := 0.0, ""
+		for _, w := range benchWorkloadNames {
+			if v, ok := res.median(sys, "rss."+w); ok && v > worst {
+				worst, where = v, w
+			}
+		}
+		if where == "" {
+			return targetResult{Status: "n/a", Detail: "no figure"}
+		}
+		st := "met"
+		if worst >= rssLimitMiB {
+			st = "missed"
+		}
+		return targetResult{Status: st, Ratio: worst / rssLimitMiB, Detail: fmt.Sprintf("peak %.0f MiB (%s)", worst, where)}
+	}
+	ref := refSystem(sys, tg.Ref)
+	v, ok1 := res.median(sys, tg.Metric)
+	r, ok2 := res.median(ref, tg.Metric)
+	switch {
+	case !ok1:
+		return targetResult{Status: "n/a", Detail: "no figure for " + sys}
+	case !ok2 || r <= 0:
+		return targetResult{Status: "n/a", Detail: "no figure for " + ref}
+	}
+	ratio := v / r
+	st := "met"
+	if ratio > tg.Max {
+		st = "missed"
+	}
+	detail := fmt.Sprintf("%.2f× (%s s vs %s s)", ratio, formatValue(tg.Metric, v), formatValue(tg.Metric, r))
+	if tg.Files != "" {
+		n, ok := res.median(sys, tg.Files)
+		if !ok {
+			return targetResult{Status: "n/a", Detail: "no file count"}
+		}
+		if n != 0 {
+			st = "missed"
+		}
+		detail = fmt.Sprintf("%.0f files, %s", n, detail)
+	}
+	return targetResult{Status: st, Ratio: ratio, Detail: detail}
+}
+
+// statusMark is the symbol of a target's status in the tables.
+func statusMark(s string) string {
+	switch s {
+	case "met":
+		return "✅ met"
+	case "missed":
+		return "❌ missed"
+	}
+	return "– n/a"
+}
