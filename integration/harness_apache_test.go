@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 	"text/template"
-	"time"
 )
 
 // apacheModDir is where Debian keeps Apache's modules.
@@ -147,21 +146,12 @@ func startApache(t *testing.T) *Server {
 		cmd := exec.Command(apache, "-f", conf, "-DFOREGROUND")
 		// Not /etc/apache2/envvars: the config above names everything.
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LANG=C"}
-		cmd.Stdout, cmd.Stderr = out, out
-		p, err := startProc("apache2", cmd)
-		out.Close()
-		if err != nil {
-			need(t, "apache2: %v", err)
-		}
-		s.proc = p
-		if lastErr = s.waitReady(30 * time.Second); lastErr == nil {
-			t.Cleanup(func() { s.stop(t) })
+		retry, err := s.launch(t, "apache2", cmd, out, s.ErrorLog)
+		if err == nil {
 			return s
 		}
-		_ = p.stop(10 * time.Second)
-		logs := tailFile(s.ErrorLog, 20) + "\n" + tailFile(out.Name(), 20)
-		lastErr = fmt.Errorf("%v\n%s", lastErr, logs)
-		if !strings.Contains(logs, "in use") {
+		lastErr = err
+		if !retry {
 			break
 		}
 	}

@@ -5,9 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 )
 
 // startRclone starts `rclone serve webdav` on a temp directory with basic
@@ -46,21 +44,12 @@ func startRclone(t *testing.T) *Server {
 			"--dir-cache-time", "0s",
 		)
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + base, "LANG=C"}
-		cmd.Stdout, cmd.Stderr = out, out
-		p, err := startProc("rclone", cmd)
-		out.Close()
-		if err != nil {
-			need(t, "rclone: %v", err)
-		}
-		s.proc = p
-		if lastErr = s.waitReady(30 * time.Second); lastErr == nil {
-			t.Cleanup(func() { s.stop(t) })
+		retry, err := s.launch(t, "rclone", cmd, out, s.AccessLog)
+		if err == nil {
 			return s
 		}
-		_ = p.stop(10 * time.Second)
-		logs := tailFile(s.AccessLog, 20) + "\n" + tailFile(out.Name(), 20)
-		lastErr = fmt.Errorf("%v\n%s", lastErr, logs)
-		if !strings.Contains(logs, "in use") {
+		lastErr = err
+		if !retry {
 			break
 		}
 	}

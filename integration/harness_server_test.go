@@ -148,6 +148,28 @@ func (s *Server) writeHtpasswd(t *testing.T, file string) {
 	}
 }
 
+// launch starts the server's process, with stdout and stderr to the file
+// out, and waits until it answers. On failure it stops the process and
+// returns the error with the tails of log and out, and whether another
+// port may help (the port was in use).
+func (s *Server) launch(t *testing.T, name string, cmd *exec.Cmd, out *os.File, log string) (retry bool, err error) {
+	t.Helper()
+	cmd.Stdout, cmd.Stderr = out, out
+	p, err := startProc(name, cmd)
+	out.Close()
+	if err != nil {
+		need(t, "%s: %v", name, err)
+	}
+	s.proc = p
+	if err = s.waitReady(30 * time.Second); err == nil {
+		t.Cleanup(func() { s.stop(t) })
+		return false, nil
+	}
+	_ = p.stop(10 * time.Second)
+	logs := tailFile(log, 20) + "\n" + tailFile(out.Name(), 20)
+	return strings.Contains(logs, "in use"), fmt.Errorf("%v\n%s", err, logs)
+}
+
 // waitReady waits until the server answers an authenticated PROPFIND on its
 // URL with 207, or its process ends, or the time is up.
 func (s *Server) waitReady(timeout time.Duration) error {
