@@ -212,7 +212,13 @@ func (n *Node) uploadTo(ctx context.Context, p string) syscall.Errno {
 			n.fs.log.Warn("metadata index write failed", "path", p, "err", ierr)
 		}
 	}
-	e = n.fs.resolve(p, e)
+	n.settle(p, st, n.fs.resolve(p, e))
+	return 0
+}
+
+// settle records that the server now has the staged content as version e:
+// the staging file is clean, and e is the node's entry and its listing's.
+func (n *Node) settle(p string, st *staging, e backends.Entry) {
 	n.mu.Lock()
 	st.dirty, st.base, n.local = false, e.Version, false
 	n.pending = backends.Meta{}
@@ -221,7 +227,6 @@ func (n *Node) uploadTo(ctx context.Context, p string) syscall.Errno {
 	n.mu.Unlock()
 	dir, name := splitPath(p)
 	n.fs.dirs.update(dir, name, &e)
-	return 0
 }
 
 // skipUnchanged stores only the metadata when the server's current version
@@ -241,13 +246,7 @@ func (n *Node) skipUnchanged(ctx context.Context, p string, st *staging, size in
 	}
 	n.fs.log.Debug("content unchanged: upload skipped, metadata stored", "path", p)
 	ne.Name = e.Name
-	n.mu.Lock()
-	st.dirty, st.base = false, ne.Version
-	n.pending = backends.Meta{}
-	n.entry, n.fetched = ne, time.Now()
-	n.mu.Unlock()
-	dir, name := splitPath(p)
-	n.fs.dirs.update(dir, name, &ne)
+	n.settle(p, st, ne)
 	return true, 0
 }
 
