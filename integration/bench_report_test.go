@@ -149,14 +149,7 @@ func writeBenchReport(res *benchResults, name string) error {
 
 func (res *benchResults) writeMedians(b *strings.Builder) {
 	fmt.Fprint(b, "| measurement |")
-	for _, s := range res.Systems {
-		fmt.Fprintf(b, " %s |", columnHeader(s))
-	}
-	fmt.Fprint(b, "\n|---|")
-	for range res.Systems {
-		fmt.Fprint(b, "--:|")
-	}
-	fmt.Fprint(b, "\n")
+	writeTableHead(b, res.Systems, "")
 	for _, m := range benchMetrics(res.Sizes) {
 		if strings.HasPrefix(m.ID, "rss.") || strings.HasPrefix(m.ID, "cpu.") {
 			continue
@@ -186,14 +179,7 @@ func (res *benchResults) writeRatios(b *strings.Builder, cm string) {
 		}
 	}
 	fmt.Fprint(b, "| measurement |")
-	for _, s := range others {
-		fmt.Fprintf(b, " ÷ %s |", columnHeader(s))
-	}
-	fmt.Fprint(b, "\n|---|")
-	for range others {
-		fmt.Fprint(b, "--:|")
-	}
-	fmt.Fprint(b, "\n")
+	writeTableHead(b, others, "÷ ")
 	for _, m := range benchMetrics(res.Sizes) {
 		if strings.HasPrefix(m.ID, "cpu.") {
 			continue
@@ -241,14 +227,7 @@ func (res *benchResults) writeUsage(b *strings.Builder) {
 		}
 	}
 	fmt.Fprint(b, "| workload |")
-	for _, s := range daemons {
-		fmt.Fprintf(b, " %s |", columnHeader(s))
-	}
-	fmt.Fprint(b, "\n|---|")
-	for range daemons {
-		fmt.Fprint(b, "--:|")
-	}
-	fmt.Fprint(b, "\n")
+	writeTableHead(b, daemons, "")
 	for i, w := range benchWorkloadNames {
 		fmt.Fprintf(b, "| %d. %s |", i+1, w)
 		for _, s := range daemons {
@@ -338,14 +317,7 @@ func (res *benchResults) writeProblems(b *strings.Builder) {
 
 func (res *benchResults) writeSamples(b *strings.Builder) {
 	fmt.Fprint(b, "\n<details><summary>Every repetition, in the order they ran</summary>\n\n| measurement |")
-	for _, s := range res.Systems {
-		fmt.Fprintf(b, " %s |", columnHeader(s))
-	}
-	fmt.Fprint(b, "\n|---|")
-	for range res.Systems {
-		fmt.Fprint(b, "--:|")
-	}
-	fmt.Fprint(b, "\n")
+	writeTableHead(b, res.Systems, "")
 	for _, m := range benchMetrics(res.Sizes) {
 		fmt.Fprintf(b, "| %s |", m.ID)
 		for _, s := range res.Systems {
@@ -358,4 +330,18 @@ func (res *benchResults) writeSamples(b *strings.Builder) {
 		fmt.Fprint(b, "\n")
 	}
 	fmt.Fprint(b, "\n</details>\n")
+}
+
+// writeTableHead ends a header row that the caller began with its first
+// column: one column per system (its header after prefix), then the
+// alignment row.
+func writeTableHead(b *strings.Builder, systems []benchSystemInfo, prefix string) {
+	for _, s := range systems {
+		fmt.Fprintf(b, " %s%s |", prefix, columnHeader(s))
+	}
+	fmt.Fprint(b, "\n|---|")
+	for range systems {
+		fmt.Fprint(b, "--:|")
+	}
+	fmt.Fprint(b, "\n")
 }
