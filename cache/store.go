@@ -1,6 +1,8 @@
 // Package cache keeps what a mount stores on local disk: the cache directory
-// (one mount at a time), staging files for open writers, and the metadata
-// index that remembers mtime, mode and owner where the server cannot.
+// (one mount at a time), staging files for open writers, the journal and
+// write-back queue of what is not on the server yet, the block cache of file
+// content, and the metadata index that remembers mtime, mode and owner where
+// the server cannot.
 package cache
 
 import (
@@ -23,13 +25,21 @@ type Store struct {
 	Dir string
 	// Index remembers metadata the server cannot store.
 	Index *Index
+	// Blocks caches file content read from the server.
+	Blocks *Blocks
 
 	lock *os.File
 }
 
+// Options configure a cache directory.
+type Options struct {
+	// CacheSize limits the block cache in bytes; 0 picks the default.
+	CacheSize int64
+}
+
 // Open creates (0700) and locks the cache directory dir. It fails if another
 // cloudmount holds the lock.
-func Open(dir string) (*Store, error) {
+func Open(dir string, o Options) (*Store, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -64,6 +74,10 @@ func Open(dir string) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if s.Blocks, err = openBlocks(filepath.Join(dir, "blocks"), o.CacheSize); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -73,8 +87,11 @@ func (s *Store) StagingDir() string { return filepath.Join(s.Dir, "staging") }
 // Close releases the lock and closes the index.
 func (s *Store) Close() error {
 	var err error
+	if s.Blocks != nil {
+		err = s.Blocks.close()
+	}
 	if s.Index != nil {
-		err = s.Index.close()
+		err = errors.Join(err, s.Index.close())
 	}
 	if s.lock != nil {
 		s.lock.Close()

@@ -12,7 +12,7 @@ import (
 
 func TestOpenLocksAndIsPrivate(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "c")
-	s, err := Open(dir)
+	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,11 +21,11 @@ func TestOpenLocksAndIsPrivate(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o700 {
 		t.Fatalf("cache dir mode %v, %v; want 0700", fi.Mode(), err)
 	}
-	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "in use by another cloudmount") {
+	if _, err := Open(dir, Options{}); err == nil || !strings.Contains(err.Error(), "in use by another cloudmount") {
 		t.Fatalf("second Open: %v, want an in-use error", err)
 	}
 	s.Close()
-	s2, err := Open(dir)
+	s2, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatalf("Open after Close: %v", err)
 	}
@@ -33,7 +33,7 @@ func TestOpenLocksAndIsPrivate(t *testing.T) {
 }
 
 func TestIndexFollowsServerVersion(t *testing.T) {
-	s, err := Open(t.TempDir())
+	s, err := Open(t.TempDir(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestIndexFollowsServerVersion(t *testing.T) {
 }
 
 func TestIndexRenameAndRemoveTrees(t *testing.T) {
-	s, err := Open(t.TempDir())
+	s, err := Open(t.TempDir(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestDefaultDir(t *testing.T) {
 }
 
 func TestIndexKeepsDirectoryMetaWhenItsContentChanges(t *testing.T) {
-	s, err := Open(t.TempDir())
+	s, err := Open(t.TempDir(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ func mountMem(t *testing.T, b backends.Backend, o Options) string {
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Skip("no /dev/fuse")
 	}
-	store, err := cache.Open(t.TempDir())
+	store, err := cache.Open(t.TempDir(), cache.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -98,7 +98,7 @@ func setUp(ctx context.Context, cfg *mountConfig, log *slog.Logger) (srv *fuse.S
 		return nil, nil, err
 	}
 	log.Info("connected", "backend", kind.name, "remote", b.String())
-	store, err := cache.Open(cfg.CacheDir)
+	store, err := cache.Open(cfg.CacheDir, cache.Options{})
 	if err != nil {
 		closeBackend(b, log)
 		return nil, nil, err

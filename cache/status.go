@@ -1,0 +1,57 @@
+package cache
+
+import "time"
+
+// Status is a snapshot of a mount's write-back queue and connection, as
+// `cloudmount status` shows it.
+type Status struct {
+	// Online is false while the server cannot be reached; OfflineSince and
+	// LastError then say since when and why.
+	Online       bool      `json:"online"`
+	OfflineSince time.Time `json:"offline_since,omitempty"`
+	LastError    string    `json:"last_error,omitempty"`
+	// QueuedFiles and QueuedBytes count uploads not yet on the server,
+	// including the ones in progress.
+	QueuedFiles int   `json:"queued_files"`
+	QueuedBytes int64 `json:"queued_bytes"`
+	// Uploading lists the uploads in progress.
+	Uploading []Transfer `json:"uploading"`
+	// Failed lists uploads whose last attempt failed; they are retried
+	// unless Permanent.
+	Failed []Failure `json:"failed"`
+	// Conflicts lists local versions kept as conflict copies since the mount.
+	Conflicts []Conflict `json:"conflicts"`
+	// Quarantined lists journal records that could not be read, moved aside
+	// with their data for a person to look at.
+	Quarantined []string `json:"quarantined"`
+	// UploadedFiles and UploadedBytes count what reached the server since
+	// the mount.
+	UploadedFiles int   `json:"uploaded_files"`
+	UploadedBytes int64 `json:"uploaded_bytes"`
+}
+
+// Transfer is one upload in progress.
+type Transfer struct {
+	Path    string    `json:"path"`
+	Size    int64     `json:"size"`
+	Done    int64     `json:"done"`
+	Rate    float64   `json:"rate"` // bytes per second
+	Started time.Time `json:"started"`
+}
+
+// Failure is an upload whose last attempt failed.
+type Failure struct {
+	Path      string    `json:"path"`
+	Attempts  int       `json:"attempts"`
+	LastError string    `json:"last_error"`
+	Permanent bool      `json:"permanent"`
+	NextTry   time.Time `json:"next_try,omitempty"`
+}
+
+// Conflict is a local version that went to a conflict copy because the
+// server's version changed meanwhile.
+type Conflict struct {
+	Path string    `json:"path"`
+	Copy string    `json:"copy"`
+	Time time.Time `json:"time"`
+}
