@@ -27,6 +27,8 @@ type Store struct {
 	Index *Index
 	// Blocks caches file content read from the server.
 	Blocks *Blocks
+	// Journal records the uploads not yet on the server.
+	Journal *Journal
 
 	lock *os.File
 }
@@ -71,6 +73,10 @@ func Open(dir string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("cache directory: %w", err)
 	}
 	if s.Index, err = openIndex(filepath.Join(dir, "index.db")); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.Journal, err = openJournal(filepath.Join(dir, "journal"), s.StagingDir()); err != nil {
 		s.Close()
 		return nil, err
 	}

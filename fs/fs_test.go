@@ -2,12 +2,14 @@ package fs
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,18 +31,44 @@ func mountMem(t *testing.T, b backends.Backend, o Options) string {
 		t.Fatal(err)
 	}
 	mnt := t.TempDir()
-	srv, err := Mount(mnt, b, store, o)
+	m, err := Mount(mnt, b, store, o)
 	if err != nil {
 		store.Close()
 		t.Fatal(err)
 	}
+	mountsMu.Lock()
+	mounts[mnt] = m
+	mountsMu.Unlock()
 	t.Cleanup(func() {
-		if err := srv.Unmount(); err != nil {
+		if err := m.Server.Unmount(); err != nil {
 			t.Errorf("unmount: %v", err)
 		}
+		m.Drain(10 * time.Second)
 		store.Close()
+		mountsMu.Lock()
+		delete(mounts, mnt)
+		mountsMu.Unlock()
 	})
 	return mnt
+}
+
+// mounts are the test mounts by mountpoint.
+var (
+	mountsMu sync.Mutex
+	mounts   = map[string]*Mounted{}
+)
+
+// syncMount waits until the mount at mnt has uploaded everything.
+func syncMount(t *testing.T, mnt string) {
+	t.Helper()
+	mountsMu.Lock()
+	m := mounts[mnt]
+	mountsMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := m.Sync(ctx, nil); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
 }
 
 func TestReadWriteRenameRemove(t *testing.T) {
@@ -50,6 +78,7 @@ func TestReadWriteRenameRemove(t *testing.T) {
 	if err := os.WriteFile(p, []byte("hello"), 0o640); err != nil {
 		t.Fatal(err)
 	}
+	syncMount(t, mnt)
 	if got, _ := b.Content("a b #?%&.txt"); string(got) != "hello" {
 		t.Fatalf("server has %q after close, want hello", got)
 	}
@@ -71,6 +100,7 @@ func TestReadWriteRenameRemove(t *testing.T) {
 	if err := os.Rename(p, filepath.Join(mnt, "d", "moved")); err != nil {
 		t.Fatal(err)
 	}
+	syncMount(t, mnt)
 	if got, ok := b.Content("d/moved"); !ok || string(got) != "hello Jorld" {
 		t.Fatalf("server after rename: %q %v", got, ok)
 	}
@@ -99,6 +129,7 @@ func TestMTimeAndModeStored(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Chmod(p, 0o751)
+	syncMount(t, mnt)
 	e, err := b.Stat(t.Context(), "f")
 	if err != nil || e.Meta.MTime == nil || !e.Meta.MTime.Equal(want) || *e.Meta.Mode != 0o751 {
 		t.Fatalf("server meta %+v %v", e.Meta, err)
@@ -136,6 +167,7 @@ func TestConflictCopy(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
+	syncMount(t, mnt)
 	if got, _ := b.Content("doc.txt"); string(got) != "remote" {
 		t.Fatalf("server copy overwritten: %q", got)
 	}
@@ -227,6 +259,7 @@ func TestSHA256Xattr(t *testing.T) {
 	seq := filepath.Join(mnt, "seq")
 	data := bytes.Repeat([]byte("0123456789"), 50000)
 	os.WriteFile(seq, data, 0o644)
+	syncMount(t, mnt)
 	if got := getHash(seq); got != want(data) {
 		t.Fatalf("sequential write: hash %s, want %s", got, want(data))
 	}
@@ -272,12 +305,14 @@ func TestUnchangedContentIsNotUploadedAgain(t *testing.T) {
 	p := filepath.Join(mnt, "f")
 	data := []byte("the same bytes")
 	os.WriteFile(p, data, 0o644)
+	syncMount(t, mnt)
 	puts := b.Calls("Put")
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	want := time.Date(2020, 1, 2, 3, 4, 5, 6, time.UTC)
 	os.Chtimes(p, want, want)
+	syncMount(t, mnt)
 	if b.Calls("Put") != puts {
 		t.Fatalf("rewriting identical content uploaded it again (%d puts, want %d)", b.Calls("Put"), puts)
 	}
@@ -285,6 +320,7 @@ func TestUnchangedContentIsNotUploadedAgain(t *testing.T) {
 		t.Fatalf("metadata of the rewrite not stored: %+v", e.Meta)
 	}
 	os.WriteFile(p, []byte("other bytes!!!"), 0o644)
+	syncMount(t, mnt)
 	if got, _ := b.Content("f"); string(got) != "other bytes!!!" || b.Calls("Put") != puts+1 {
 		t.Fatalf("changed content of the same size: server has %q after %d puts", got, b.Calls("Put")-puts)
 	}

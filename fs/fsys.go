@@ -22,6 +22,12 @@ type fsys struct {
 	inos *inodeNumbers
 	dirs *dirCache
 	qc   quotaCache
+	// q uploads committed files; live holds their nodes.
+	q    *cache.Queue
+	live *liveNodes
+	// replayed is the highest sequence number of the records of earlier
+	// mounts.
+	replayed uint64
 }
 
 // call returns a context for one remote call, bounded by the mount's timeout.
@@ -136,6 +142,11 @@ type dirCache struct {
 type listing struct {
 	at      time.Time
 	entries map[string]backends.Entry
+	// partial: built from single lookups, not a full listing; it answers
+	// for the names it has, never that a name is absent.
+	partial bool
+	// absent holds names the server said do not exist, with when.
+	absent map[string]time.Time
 }
 
 func newDirCache(ttl time.Duration) *dirCache {
@@ -155,14 +166,76 @@ func (d *dirCache) put(dir string, entries []backends.Entry) {
 // lookup answers from a fresh listing: the entry and true if the name is
 // there, false and known=true if the listing is fresh and the name absent.
 func (d *dirCache) lookup(dir, name string) (e backends.Entry, found, known bool) {
+	return d.lookupWithin(dir, name, d.ttl)
+}
+
+// lookupWithin is lookup for listings and negative entries younger than ttl.
+func (d *dirCache) lookupWithin(dir, name string, ttl time.Duration) (e backends.Entry, found, known bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	l, ok := d.byD[dir]
-	if !ok || time.Since(l.at) > d.ttl {
+	if !ok {
+		return backends.Entry{}, false, false
+	}
+	if at, ok := l.absent[name]; ok && time.Since(at) <= ttl {
+		return backends.Entry{}, false, true
+	}
+	if time.Since(l.at) > ttl {
 		return backends.Entry{}, false, false
 	}
 	e, found = l.entries[name]
-	return e, found, true
+	return e, found, found || !l.partial
+}
+
+// lookupStale answers from the last listing however old: for a server that
+// cannot be reached.
+func (d *dirCache) lookupStale(dir, name string) (e backends.Entry, found, known bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l, ok := d.byD[dir]
+	if !ok {
+		return backends.Entry{}, false, false
+	}
+	e, found = l.entries[name]
+	return e, found, found || !l.partial
+}
+
+// stale returns the last full listing of dir however old.
+func (d *dirCache) stale(dir string) ([]backends.Entry, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l, ok := d.byD[dir]
+	if !ok || l.partial {
+		return nil, false
+	}
+	out := make([]backends.Entry, 0, len(l.entries))
+	for _, e := range l.entries {
+		out = append(out, e)
+	}
+	return out, true
+}
+
+// absent remembers that the server has no name in dir (a negative entry).
+func (d *dirCache) absent(dir, name string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l := d.partialLocked(dir)
+	delete(l.entries, name)
+	l.absent[name] = time.Now()
+}
+
+// partialLocked returns dir's listing, starting a partial one if there is
+// none. d.mu must be held.
+func (d *dirCache) partialLocked(dir string) *listing {
+	l, ok := d.byD[dir]
+	if !ok {
+		l = &listing{at: time.Now(), entries: map[string]backends.Entry{}, partial: true}
+		d.byD[dir] = l
+	}
+	if l.absent == nil {
+		l.absent = map[string]time.Time{}
+	}
+	return l
 }
 
 // update changes one name in a cached listing; e == nil removes it.
@@ -173,6 +246,7 @@ func (d *dirCache) update(dir, name string, e *backends.Entry) {
 	if !ok {
 		return
 	}
+	delete(l.absent, name)
 	if e == nil {
 		delete(l.entries, name)
 	} else {
@@ -194,6 +268,7 @@ func (d *dirCache) rename(from, to string) {
 		delete(l.entries, fromName)
 	}
 	if l := d.byD[toDir]; l != nil {
+		delete(l.absent, toName)
 		if ok {
 			e.Name = toName
 			l.entries[toName] = e

@@ -13,10 +13,33 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
+// Mounted is a running mount: the FUSE server and the write-back queue.
+type Mounted struct {
+	// Server is the FUSE server: Wait for the unmount, Unmount to ask for it.
+	Server *fuse.Server
+	f      *fsys
+}
+
+// Status reports the write-back queue and the connection.
+func (m *Mounted) Status() cache.Status { return m.f.q.Status() }
+
+// Sync waits until everything committed before the call is on the server.
+func (m *Mounted) Sync(ctx context.Context, progress func(cache.Status)) error {
+	return m.f.q.Sync(ctx, progress)
+}
+
+// Drain uploads what is queued, waiting up to timeout after the unmount,
+// and stops the queue. It returns the number of files left in the journal.
+func (m *Mounted) Drain(timeout time.Duration) int {
+	left := m.f.q.Drain(timeout)
+	m.f.q.Close()
+	return left
+}
+
 // Mount probes the backend's capabilities, mounts it at mountpoint and returns
-// the running server once the kernel has the mount. The caller waits on it
-// with Wait and unmounts with Unmount.
-func Mount(mountpoint string, b backends.Backend, store *cache.Store, o Options) (*fuse.Server, error) {
+// the running mount once the kernel has it. The caller waits on its Server
+// with Wait, unmounts with Unmount, then calls Drain.
+func Mount(mountpoint string, b backends.Backend, store *cache.Store, o Options) (*Mounted, error) {
 	if f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0); err != nil {
 		return nil, fmt.Errorf("cannot use /dev/fuse (%w): load the fuse module and install fuse3, which makes it usable by every user", err)
 	} else {
@@ -42,16 +65,18 @@ func Mount(mountpoint string, b backends.Backend, store *cache.Store, o Options)
 	if o.ReadOnly {
 		mo.Options = append(mo.Options, "ro")
 	}
+	negative := o.DirCacheTime
 	server, err := fusefs.Mount(mountpoint, root, &fusefs.Options{
 		MountOptions:    mo,
 		EntryTimeout:    &attr,
 		AttrTimeout:     &attr,
-		NegativeTimeout: &attr,
+		NegativeTimeout: &negative,
 	})
 	if err != nil {
+		root.fs.q.Close()
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
-	return server, nil
+	return &Mounted{Server: server, f: root.fs}, nil
 }
 
 // newRoot checks the server's root, probes capabilities and returns the root
@@ -62,6 +87,9 @@ func newRoot(b backends.Backend, store *cache.Store, o Options) (*Node, error) {
 	}
 	if o.AttrTimeout <= 0 {
 		o.AttrTimeout = time.Second
+	}
+	if o.DirCacheTime <= 0 {
+		o.DirCacheTime = time.Minute
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -84,8 +112,26 @@ func newRoot(b backends.Backend, store *cache.Store, o Options) (*Node, error) {
 	}
 	e.Name = ""
 	f := &fsys{be: b, store: store, caps: caps, opts: o, log: o.Logger,
-		inos: newInodeNumbers(), dirs: newDirCache(o.AttrTimeout)}
+		inos: newInodeNumbers(), dirs: newDirCache(o.DirCacheTime),
+		live: &liveNodes{byP: map[string]*Node{}}}
 	root := &Node{fs: f, fetched: time.Now()}
 	root.entry = f.resolve("", e)
+	q, recs, err := store.OpenQueue(f, cache.QueueOptions{Transfers: o.Transfers, Delay: o.WritebackDelay, Logger: o.Logger})
+	if err != nil {
+		return nil, err
+	}
+	f.q = q
+	for _, rec := range recs {
+		f.replayed = max(f.replayed, rec.Seq)
+		n, err := f.detachedNode(rec)
+		if err != nil {
+			o.Logger.Error("a queued file cannot be shown in the mount; it is still uploaded", "path", rec.Path, "err", err)
+			continue
+		}
+		if n != nil {
+			f.live.set(rec.Path, n)
+		}
+	}
+	q.Start()
 	return root, nil
 }

@@ -45,6 +45,8 @@ type Node struct {
 	// cached is the server version whose content the kernel's page cache
 	// holds; an open of the same version keeps the page cache.
 	cached string
+	// detached: built from a journal record, not in the tree yet.
+	detached bool
 }
 
 // kind returns the file type bits of an entry.
@@ -97,6 +99,13 @@ func (n *Node) refresh(e backends.Entry) {
 		n.target = ""
 	}
 	n.entry, n.fetched = e, time.Now()
+}
+
+// snapshot returns the node's entry.
+func (n *Node) snapshot() backends.Entry {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.entry
 }
 
 // fill writes the node's attributes into out. n.mu must be held.
@@ -164,7 +173,7 @@ func (n *Node) fill(out *fuse.Attr) {
 // timeout are read again from the server; if it cannot be reached, the last
 // known ones are served.
 func (n *Node) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	if errno := n.revalidate(ctx); errno != 0 {
+	if errno := n.revalidate(ctx, n.fs.opts.DirCacheTime); errno != 0 {
 		return errno
 	}
 	return n.attrOut(out)
@@ -180,9 +189,10 @@ func (n *Node) attrOut(out *fuse.AttrOut) syscall.Errno {
 }
 
 // revalidate reads the node's entry again from the server when it is older
-// than the attribute timeout and no local data is newer. It answers ENOENT if
-// the file is gone; other errors keep the last known entry (offline).
-func (n *Node) revalidate(ctx context.Context) syscall.Errno {
+// than the attribute timeout and no local data is newer; a listing of the
+// parent younger than listingAge answers instead. It answers ENOENT if the
+// file is gone; other errors keep the last known entry (offline).
+func (n *Node) revalidate(ctx context.Context, listingAge time.Duration) syscall.Errno {
 	n.mu.Lock()
 	stale := n.staged == nil && !n.local && !n.unlinked && time.Since(n.fetched) > n.fs.opts.AttrTimeout
 	n.mu.Unlock()
@@ -191,10 +201,10 @@ func (n *Node) revalidate(ctx context.Context) syscall.Errno {
 	}
 	p := n.path()
 	if p != "" {
-		// A listing of the parent read within the attribute timeout (ls -l,
-		// file managers: readdir, then a stat of every entry) answers.
+		// A recent listing of the parent (ls -l, file managers, rsync:
+		// readdir, then a stat of every entry) answers.
 		dir, name := splitPath(p)
-		if e, found, known := n.fs.dirs.lookup(dir, name); known {
+		if e, found, known := n.fs.dirs.lookupWithin(dir, name, listingAge); known {
 			if !found {
 				return syscall.ENOENT
 			}
@@ -278,16 +288,20 @@ func (n *Node) setMeta(ctx context.Context, m backends.Meta) syscall.Errno {
 	if m.IsZero() {
 		return 0
 	}
+	p := n.path()
 	n.mu.Lock()
 	if n.staged != nil && (n.staged.dirty || n.local) || n.unlinked {
 		n.pending.Merge(m)
+		queued := n.staged != nil && n.staged.committed && !n.unlinked
 		n.mu.Unlock()
+		if queued {
+			n.fs.queueMeta(p, m)
+		}
 		return 0
 	}
 	e := n.entry
 	n.mu.Unlock()
 
-	p := n.path()
 	ne, err := n.fs.storeMeta(ctx, p, e, m)
 	if err != nil {
 		n.fs.log.Warn("storing metadata failed", "path", p, "err", err)

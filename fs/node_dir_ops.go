@@ -3,6 +3,8 @@ package fs
 import (
 	"context"
 	"os"
+	"path"
+	"path/filepath"
 	"sort"
 	"syscall"
 	"time"
@@ -22,23 +24,38 @@ func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 	}
 	dir := n.path()
 	p := n.childPath(name)
+	if ln := n.fs.live.get(p); ln != nil {
+		// Queued for upload: the local content is the truth.
+		cn := n.fs.adopt(p, ln)
+		ch := n.NewInode(ctx, cn, fusefs.StableAttr{Mode: kind(cn.snapshot()), Ino: n.fs.inos.get(p)})
+		return ch, cn.entryOut(out)
+	}
 	e, found, known := n.fs.dirs.lookup(dir, name)
 	if !known {
 		cctx, cancel := n.fs.call(ctx)
 		var err error
 		e, err = n.fs.be.Stat(cctx, p)
 		cancel()
-		if err != nil {
-			if errno := toErrno(err); errno != syscall.ENOENT {
-				n.fs.log.Warn("lookup failed", "path", p, "err", err)
-				return nil, errno
-			}
-		} else {
+		switch {
+		case err == nil:
 			found = true
+			e.Name = name
+			n.fs.dirs.update(dir, name, &e)
+		case toErrno(err) == syscall.ENOENT:
+			n.fs.dirs.absent(dir, name)
+		case n.fs.Offline(err):
+			// Offline: answer from the last listing, however old.
+			if e, found, known = n.fs.dirs.lookupStale(dir, name); !known {
+				n.fs.log.Warn("lookup failed", "path", p, "err", err)
+				return nil, toErrno(err)
+			}
+		default:
+			n.fs.log.Warn("lookup failed", "path", p, "err", err)
+			return nil, toErrno(err)
 		}
 	}
 	if !found {
-		out.SetEntryTimeout(n.fs.opts.AttrTimeout)
+		out.SetEntryTimeout(n.fs.opts.DirCacheTime)
 		return nil, syscall.ENOENT
 	}
 	e.Name = name
@@ -67,14 +84,19 @@ func (n *Node) entryOut(out *fuse.EntryOut) syscall.Errno {
 // files created here that are not on the server yet.
 func (n *Node) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 	dir := n.path()
-	cctx, cancel := n.fs.call(ctx)
-	entries, err := n.fs.be.List(cctx, dir)
-	cancel()
-	if err != nil {
-		n.fs.log.Warn("listing failed", "path", dir, "err", err)
-		return nil, toErrno(err)
+	// What is local or queued is taken before the server's listing: a file
+	// whose upload ends meanwhile is then in one or the other.
+	queued := n.fs.q.List(dir)
+	var local []fuse.DirEntry
+	for name, ch := range n.Children() {
+		if cn, ok := ch.Operations().(*Node); ok && cn.isLocal() {
+			local = append(local, fuse.DirEntry{Name: name, Mode: ch.StableAttr().Mode, Ino: ch.StableAttr().Ino})
+		}
 	}
-	n.fs.dirs.put(dir, entries)
+	entries, errno := n.list(ctx)
+	if errno != 0 {
+		return nil, errno
+	}
 	seen := make(map[string]bool, len(entries))
 	list := make([]fuse.DirEntry, 0, len(entries))
 	for _, e := range entries {
@@ -83,13 +105,42 @@ func (n *Node) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 		seen[e.Name] = true
 		list = append(list, fuse.DirEntry{Name: e.Name, Mode: kind(e), Ino: n.fs.inos.get(p)})
 	}
-	for name, ch := range n.Children() {
-		if cn, ok := ch.Operations().(*Node); ok && !seen[name] && cn.isLocal() {
-			list = append(list, fuse.DirEntry{Name: name, Mode: ch.StableAttr().Mode, Ino: ch.StableAttr().Ino})
+	for _, de := range local {
+		if !seen[de.Name] {
+			seen[de.Name] = true
+			list = append(list, de)
+		}
+	}
+	for _, rec := range queued {
+		name := path.Base(rec.Path)
+		if !seen[name] {
+			e := backends.Entry{Meta: rec.Meta}
+			list = append(list, fuse.DirEntry{Name: name, Mode: kind(e), Ino: n.fs.inos.get(rec.Path)})
 		}
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
 	return fusefs.NewListDirStream(list), 0
+}
+
+// list returns the directory's listing from the server, or while the
+// server cannot be reached, the last one seen.
+func (n *Node) list(ctx context.Context) ([]backends.Entry, syscall.Errno) {
+	dir := n.path()
+	cctx, cancel := n.fs.call(ctx)
+	entries, err := n.fs.be.List(cctx, dir)
+	cancel()
+	if err != nil {
+		if n.fs.Offline(err) {
+			if old, ok := n.fs.dirs.stale(dir); ok {
+				n.fs.log.Debug("server unreachable: listing from cache", "path", dir, "err", err)
+				return old, 0
+			}
+		}
+		n.fs.log.Warn("listing failed", "path", dir, "err", err)
+		return nil, toErrno(err)
+	}
+	n.fs.dirs.put(dir, entries)
+	return entries, 0
 }
 
 // creator returns the owner to store for a new file: the caller's, when the
@@ -190,12 +241,11 @@ func (n *Node) createSpecial(ctx context.Context, name string, typ uint32, conte
 	}
 	cn.upMu.Lock()
 	defer cn.upMu.Unlock()
-	if errno := cn.uploadTo(ctx, n.childPath(name)); errno != 0 {
+	if errno := cn.commitLocked(n.childPath(name)); errno != 0 {
 		cn.staged.discard()
 		cn.staged = nil
 		return nil, errno
 	}
-	cn.dropStagingLocked()
 	return ch, cn.entryOut(out)
 }
 
@@ -251,41 +301,81 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 }
 
 // Unlink implements fusefs.NodeUnlinker. An open file stays readable and
-// writable through its handles: its content is kept locally first.
+// writable through its handles: its content is kept locally first. A queued
+// upload of the file is dropped.
 func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if n.fs.opts.ReadOnly {
 		return syscall.EROFS
 	}
 	p := n.childPath(name)
-	var cn *Node
-	if ch := n.GetChild(name); ch != nil {
-		cn, _ = ch.Operations().(*Node)
+	resume := n.fs.q.Pause(p)
+	defer resume()
+	cn := n.childNode(name)
+	if cn == nil {
+		cn = n.fs.live.get(p) // queued, its inode forgotten
 	}
 	if cn != nil {
 		cn.upMu.Lock()
-		defer cn.upMu.Unlock()
 		cn.mu.Lock()
 		local, open := cn.local, cn.opens > 0
+		queued := cn.staged != nil && cn.staged.dirty
 		cn.mu.Unlock()
 		if open && !local {
 			if err := cn.ensureStaged(ctx, -1); err != nil {
+				cn.upMu.Unlock()
 				return toErrno(err)
 			}
 		}
 		if !local {
-			if errno := n.removeRemote(ctx, p); errno != 0 {
+			if errno := n.removeRemote(ctx, p); errno != 0 && !(queued && errno == syscall.ENOENT) {
+				cn.upMu.Unlock()
 				return errno
 			}
 		}
-		cn.mu.Lock()
-		cn.unlinked, cn.local = true, false
-		cn.mu.Unlock()
-		cn.dropStagingLocked()
+		cn.upMu.Unlock()
 	} else if errno := n.removeRemote(ctx, p); errno != 0 {
 		return errno
 	}
+	n.fs.dropQueued(p)
+	if cn != nil {
+		cn.discard()
+	}
 	n.forgetPath(p)
 	return 0
+}
+
+// discard marks a removed or replaced node: never uploaded again, its
+// staging file gone once no handle needs it.
+func (n *Node) discard() {
+	n.upMu.Lock()
+	defer n.upMu.Unlock()
+	n.mu.Lock()
+	n.unlinked, n.local = true, false
+	n.mu.Unlock()
+	n.dropStagingLocked()
+}
+
+// dropQueued drops the queued uploads at and below p (removed or replaced
+// here) and discards their nodes. The caller holds a Pause of p.
+func (f *fsys) dropQueued(p string) {
+	recs, err := f.q.Remove(p)
+	if err != nil {
+		f.log.Warn("journal update failed", "path", p, "err", err)
+	}
+	held := map[string]bool{}
+	for _, ln := range f.live.take(p) {
+		ln.mu.Lock()
+		if ln.staged != nil {
+			held[filepath.Base(ln.staged.file.Name())] = true
+		}
+		ln.mu.Unlock()
+		ln.discard()
+	}
+	for _, r := range recs {
+		if !held[r.Data] {
+			os.Remove(filepath.Join(f.store.StagingDir(), r.Data))
+		}
+	}
 }
 
 // Rmdir implements fusefs.NodeRmdirer.
@@ -294,6 +384,9 @@ func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
 		return syscall.EROFS
 	}
 	p := n.childPath(name)
+	if n.fs.q.Has(p) {
+		return syscall.ENOTEMPTY
+	}
 	if errno := n.removeRemote(ctx, p); errno != 0 {
 		return errno
 	}

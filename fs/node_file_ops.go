@@ -23,7 +23,7 @@ func (n *Node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	if write && n.fs.opts.ReadOnly {
 		return nil, 0, syscall.EROFS
 	}
-	if errno := n.revalidate(ctx); errno != 0 {
+	if errno := n.revalidate(ctx, n.fs.opts.AttrTimeout); errno != 0 {
 		return nil, 0, errno
 	}
 	n.mu.Lock()
@@ -110,7 +110,7 @@ func (n *Node) truncate(ctx context.Context, size int64, m backends.Meta) syscal
 		return toErrno(err)
 	}
 	now := time.Now()
-	st.size, st.dirty = size, true
+	st.size, st.dirty, st.changed = size, true, true
 	st.truncated(size)
 	n.pending.MTime = &now
 	n.pending.Merge(m)
@@ -119,9 +119,7 @@ func (n *Node) truncate(ctx context.Context, size int64, m backends.Meta) syscal
 	if open {
 		return 0
 	}
-	errno := n.uploadLocked(ctx)
-	n.dropStagingLocked()
-	return errno
+	return n.commitLocked(n.path())
 }
 
 // dropStagingLocked removes a staging file that no handle needs and that
@@ -136,43 +134,39 @@ func (n *Node) dropStagingLocked() {
 	}
 }
 
-// upload sends staged content to the server if it changed.
-func (n *Node) upload(ctx context.Context) syscall.Errno {
+// commit makes changed content durable in the journal and queues its
+// upload.
+func (n *Node) commit() syscall.Errno {
 	n.upMu.Lock()
 	defer n.upMu.Unlock()
-	return n.uploadLocked(ctx)
+	return n.commitLocked(n.path())
 }
 
-// uploadLocked does upload's work; n.upMu must be held.
-func (n *Node) uploadLocked(ctx context.Context) syscall.Errno {
-	return n.uploadTo(ctx, n.path())
-}
-
-// uploadTo sends staged content to p, the node's path (given by callers
-// whose node is not in the tree yet); n.upMu must be held. The upload carries
-// all of the file's metadata. A server version that changed since the
-// content was read sends the content to a conflict copy beside the file, so
-// that neither version is lost.
-func (n *Node) uploadTo(ctx context.Context, p string) syscall.Errno {
+// uploadTo sends staged content to p, the node's path; n.upMu must be
+// held. The upload carries all of the file's metadata. A server version that
+// changed since the content was read sends the content to a conflict copy
+// beside the file, so that neither version is lost; its path is returned.
+func (n *Node) uploadTo(ctx context.Context, p string) (string, error) {
 	n.mu.Lock()
 	st := n.staged
 	if st == nil || n.unlinked || (!st.dirty && !n.local) {
 		n.mu.Unlock()
-		return 0
+		return "", nil
 	}
 	meta := n.entry.Meta
 	meta.Merge(n.pending)
+	sent := n.pending
 	local, size := n.local, st.size
 	n.mu.Unlock()
 	// Writes wait on upMu, which is held: the content cannot change.
 	sum, err := st.sum()
 	if err != nil {
-		return toErrno(err)
+		return "", fmt.Errorf("%w: %w", errLocalData, err)
 	}
 	meta.SHA256 = sum
 	if !local {
-		if done, errno := n.skipUnchanged(ctx, p, st, size, meta); done {
-			return errno
+		if done, err := n.skipUnchanged(ctx, p, st, size, meta, sent); done {
+			return "", err
 		}
 	}
 
@@ -183,8 +177,7 @@ func (n *Node) uploadTo(ctx context.Context, p string) syscall.Errno {
 		n.fs.log.Warn("the server's copy changed while it was edited here; keeping both", "path", p, "conflict_copy", cp)
 		opts.IfMatch, opts.IfNoneMatch = "", true
 		if _, cerr := n.put(ctx, cp, st, size, opts); cerr != nil {
-			n.fs.log.Error("upload of conflict copy failed; data kept in the staging file", "path", cp, "staging", st.file.Name(), "err", cerr)
-			return toErrno(cerr)
+			return "", fmt.Errorf("upload conflict copy %s: %w", cp, cerr)
 		}
 		cctx, cancel := n.fs.call(ctx)
 		e, err = n.fs.be.Stat(cctx, p)
@@ -201,27 +194,28 @@ func (n *Node) uploadTo(ctx context.Context, p string) syscall.Errno {
 		n.staged = nil
 		n.entry, n.fetched = n.fs.resolve(p, e), time.Now()
 		n.mu.Unlock()
-		return 0
+		return cp, nil
 	}
 	if err != nil {
-		n.fs.log.Error("upload failed; data kept in the staging file", "path", p, "staging", st.file.Name(), "err", err)
-		return toErrno(err)
+		return "", err
 	}
 	if !n.fs.caps.MetaStore && !meta.IsZero() {
 		if ierr := n.fs.store.Index.Set(p, e, meta); ierr != nil {
 			n.fs.log.Warn("metadata index write failed", "path", p, "err", ierr)
 		}
 	}
-	n.settle(p, st, n.fs.resolve(p, e))
-	return 0
+	n.settle(p, st, n.fs.resolve(p, e), sent)
+	return "", nil
 }
 
 // settle records that the server now has the staged content as version e:
 // the staging file is clean, and e is the node's entry and its listing's.
-func (n *Node) settle(p string, st *staging, e backends.Entry) {
+// sent is the pending metadata the upload carried; what was set during the
+// upload stays pending.
+func (n *Node) settle(p string, st *staging, e backends.Entry, sent backends.Meta) {
 	n.mu.Lock()
-	st.dirty, st.base, n.local = false, e.Version, false
-	n.pending = backends.Meta{}
+	st.dirty, st.committed, st.base, n.local = st.changed, false, e.Version, false
+	n.pending = unsent(n.pending, sent)
 	n.cached = e.Version
 	n.entry, n.fetched = e, time.Now()
 	n.mu.Unlock()
@@ -229,32 +223,53 @@ func (n *Node) settle(p string, st *staging, e backends.Entry) {
 	n.fs.dirs.update(dir, name, &e)
 }
 
+// unsent returns the fields of pending that changed since sent was taken
+// from it (Merge replaces pointers, so a changed field is another pointer).
+func unsent(pending, sent backends.Meta) backends.Meta {
+	var m backends.Meta
+	if pending.MTime != sent.MTime {
+		m.MTime = pending.MTime
+	}
+	if pending.Mode != sent.Mode {
+		m.Mode = pending.Mode
+	}
+	if pending.UID != sent.UID {
+		m.UID = pending.UID
+	}
+	if pending.GID != sent.GID {
+		m.GID = pending.GID
+	}
+	return m
+}
+
 // skipUnchanged stores only the metadata when the server's current version
 // already has the staged content (same size and hash): cp over an identical
 // file, an editor saving an unchanged file. It reports whether it did.
-func (n *Node) skipUnchanged(ctx context.Context, p string, st *staging, size int64, meta backends.Meta) (bool, syscall.Errno) {
+func (n *Node) skipUnchanged(ctx context.Context, p string, st *staging, size int64, meta, sent backends.Meta) (bool, error) {
 	n.mu.Lock()
 	e := n.entry
 	n.mu.Unlock()
 	if e.Meta.SHA256 == "" || e.Meta.SHA256 != meta.SHA256 || e.Size != size {
-		return false, 0
+		return false, nil
 	}
 	ne, err := n.fs.storeMeta(ctx, p, e, meta)
 	if err != nil {
-		n.fs.log.Warn("storing metadata failed", "path", p, "err", err)
-		return true, toErrno(err)
+		return true, fmt.Errorf("store metadata of %s: %w", p, err)
 	}
 	n.fs.log.Debug("content unchanged: upload skipped, metadata stored", "path", p)
 	ne.Name = e.Name
-	n.settle(p, st, ne)
-	return true, 0
+	n.settle(p, st, ne, sent)
+	return true, nil
 }
 
 // put streams the staging file to p with a progress deadline.
 func (n *Node) put(ctx context.Context, p string, st *staging, size int64, opts backends.PutOptions) (backends.Entry, error) {
 	wctx, wd := newWatchdog(ctx, n.fs.opts.Timeout)
 	defer wd.stop()
-	body := kickReader{io.NewSectionReader(st.file, 0, size), wd}
+	var body io.Reader = kickReader{io.NewSectionReader(st.file, 0, size), wd}
+	if fn, ok := ctx.Value(progressKey{}).(func(int64)); ok && fn != nil {
+		body = &progressReader{r: body, fn: fn}
+	}
 	return n.fs.be.Put(wctx, p, body, size, opts)
 }
 
@@ -340,7 +355,7 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 	}
 	if k > 0 {
 		now := time.Now()
-		st.dirty = true
+		st.dirty, st.changed = true, true
 		st.wrote(data[:k], off)
 		n.pending.MTime = &now
 	}
@@ -350,21 +365,21 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 	return uint32(k), 0
 }
 
-// Flush implements fusefs.FileFlusher: close() returns once the content is
-// on the server.
+// Flush implements fusefs.FileFlusher: close() returns once the content
+// and its journal record are durable on local disk; the upload follows.
 func (h *handle) Flush(ctx context.Context) syscall.Errno {
 	if !h.write {
 		return 0
 	}
-	return h.n.upload(ctx)
+	return h.n.commit()
 }
 
-// Fsync implements fusefs.FileFsyncer.
+// Fsync implements fusefs.FileFsyncer, as Flush.
 func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	if !h.write {
 		return 0
 	}
-	return h.n.upload(ctx)
+	return h.n.commit()
 }
 
 // Release implements fusefs.FileReleaser.
@@ -394,7 +409,7 @@ func (n *Node) Allocate(ctx context.Context, f fusefs.FileHandle, off uint64, si
 		return toErrno(err)
 	}
 	if fi, err := st.file.Stat(); err == nil && fi.Size() != st.size {
-		st.size, st.dirty = fi.Size(), true
+		st.size, st.dirty, st.changed = fi.Size(), true, true
 		st.truncated(st.size)
 		now := time.Now()
 		n.pending.MTime = &now

@@ -4,6 +4,7 @@ import (
 	"context"
 	"syscall"
 
+	"github.com/cloudmount/cloudmount/cache"
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 )
 
@@ -31,6 +32,10 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 	if from == to {
 		return 0
 	}
+	resumeFrom := n.fs.q.Pause(from)
+	defer resumeFrom()
+	resumeTo := n.fs.q.Pause(to)
+	defer resumeTo()
 	src := n.childNode(name)
 	if src == nil {
 		return syscall.ENOENT
@@ -58,15 +63,19 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 			n.fs.log.Warn("rename failed", "from", from, "to", to, "err", err)
 			return toErrno(err)
 		}
-	} else if dstExists && dst != nil && !dst.isLocal() {
+		src.rebase(ctx, to)
+	} else if dstExists && (dst == nil || !dst.isLocal()) {
 		// The local file replaces a remote one: its upload must overwrite it.
 		np.removeRemote(ctx, to)
 	}
+	n.fs.dropQueued(to)
 	if dst != nil {
-		dst.mu.Lock()
-		dst.unlinked, dst.local = true, false
-		dst.mu.Unlock()
+		dst.discard()
 	}
+	if _, err := n.fs.q.Rename(from, to); err != nil {
+		n.fs.log.Warn("journal update failed", "from", from, "to", to, "err", err)
+	}
+	n.fs.live.rename(from, to)
 	n.fs.inos.rename(from, to)
 	if n.fs.store != nil {
 		n.fs.store.Index.Rename(from, to)
@@ -124,6 +133,8 @@ func (n *Node) checkReplace(ctx context.Context, to string, srcDir bool, dst *No
 		return syscall.ENOTDIR
 	case !srcDir && dstDir:
 		return syscall.EISDIR
+	case dstDir && n.fs.q.Has(to):
+		return syscall.ENOTEMPTY
 	case dstDir:
 		cctx, cancel := n.fs.call(ctx)
 		entries, err := n.fs.be.List(cctx, to)
@@ -136,4 +147,29 @@ func (n *Node) checkReplace(ctx context.Context, to string, srcDir bool, dst *No
 		}
 	}
 	return 0
+}
+
+// rebase follows a queued edit of a file the server has just moved to to:
+// the upload must replace the moved version, whatever version name the
+// server gave it.
+func (n *Node) rebase(ctx context.Context, to string) {
+	n.mu.Lock()
+	st := n.staged
+	queued := st != nil && st.dirty && st.base != "" && !n.local
+	n.mu.Unlock()
+	if !queued {
+		return
+	}
+	cctx, cancel := n.fs.call(ctx)
+	e, err := n.fs.be.Stat(cctx, to)
+	cancel()
+	if err != nil || e.Version == "" {
+		return
+	}
+	n.mu.Lock()
+	st.base = e.Version
+	n.mu.Unlock()
+	if _, err := n.fs.q.SetMeta(n.path(), func(r *cache.Record) { r.Base = e.Version }); err != nil {
+		n.fs.log.Warn("journal update failed", "path", to, "err", err)
+	}
 }

@@ -23,6 +23,15 @@ type Options struct {
 	// AttrTimeout is how long the kernel and the directory cache may trust
 	// attributes and listings (default 1s).
 	AttrTimeout time.Duration
+	// DirCacheTime is how long listings, and lookups of names that do not
+	// exist, are trusted (default 1m). Opening a file still checks its
+	// version once the attribute timeout has passed (close-to-open).
+	DirCacheTime time.Duration
+	// Transfers is the number of parallel uploads (default 4).
+	Transfers int
+	// WritebackDelay is how long a closed file waits before its upload, so
+	// that create, write, utimens, chmod and rename become one upload.
+	WritebackDelay time.Duration
 	// AllowOther and DefaultPermissions are the FUSE mount options.
 	AllowOther, DefaultPermissions bool
 	// FSName is the source shown in /proc/mounts and df (no secrets).

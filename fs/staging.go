@@ -19,6 +19,10 @@ type staging struct {
 	size int64
 	// dirty: the content differs from the server's.
 	dirty bool
+	// changed: written since the last commit to the journal.
+	changed bool
+	// committed: the journal holds a record of this content.
+	committed bool
 	// base is the server version the content started from ("" for a new
 	// file); an upload succeeds only if the server still has it.
 	base string
@@ -36,7 +40,12 @@ func newStaging(dir, base string) (*staging, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create staging file: %w", err)
 	}
-	return &staging{file: f, base: base, h: sha256.New(), inOrder: true}, nil
+	return newStagingFile(f, base), nil
+}
+
+// newStagingFile wraps an open staging file whose content is not hashed yet.
+func newStagingFile(f *os.File, base string) *staging {
+	return &staging{file: f, base: base, h: sha256.New(), inOrder: true}
 }
 
 // wrote tells the hash about data written at off. Writes in order (cp,

@@ -34,6 +34,11 @@ type mountConfig struct {
 	NonEmpty           bool          `json:"nonempty,omitempty"`
 	Timeout            time.Duration `json:"timeout"`
 	AttrTimeout        time.Duration `json:"attr_timeout"`
+	DirCacheTime       time.Duration `json:"dir_cache_time"`
+	CacheSize          int64         `json:"cache_size,omitempty"`
+	Transfers          int           `json:"transfers"`
+	WritebackDelay     time.Duration `json:"writeback_delay"`
+	DrainTimeout       time.Duration `json:"drain_timeout"`
 	Verbose            bool          `json:"verbose,omitempty"`
 	Debug              bool          `json:"debug,omitempty"`
 	Foreground         bool          `json:"-"`
@@ -52,6 +57,9 @@ func (c *mountConfig) LogValue() slog.Value {
 		slog.Any("uid", c.UID), slog.Any("gid", c.GID),
 		slog.Bool("allow_other", c.AllowOther), slog.Bool("default_permissions", c.DefaultPermissions),
 		slog.Duration("timeout", c.Timeout), slog.Duration("attr_timeout", c.AttrTimeout),
+		slog.Duration("dir_cache_time", c.DirCacheTime), slog.Int64("cache_size", c.CacheSize),
+		slog.Int("transfers", c.Transfers), slog.Duration("writeback_delay", c.WritebackDelay),
+		slog.Duration("drain_timeout", c.DrainTimeout),
 		slog.Bool("debug", c.Debug),
 	)
 }
@@ -99,7 +107,10 @@ func resolveMount(f *mountFlags) (*mountConfig, error) {
 		AllowOther: f.allowOther, DefaultPermissions: f.defaultPermissions,
 		ReadOnly: f.readOnly, NonEmpty: f.nonempty,
 		Timeout: time.Duration(f.timeout), AttrTimeout: time.Duration(f.attrTimeout),
-		Verbose: f.verbose, Debug: f.debug, Foreground: f.foreground,
+		DirCacheTime: time.Duration(f.dirCacheTime), CacheSize: int64(f.cacheSize),
+		Transfers: f.transfers, WritebackDelay: time.Duration(f.writebackDelay),
+		DrainTimeout: time.Duration(f.drainTimeout),
+		Verbose:      f.verbose, Debug: f.debug, Foreground: f.foreground,
 	}
 	if f.uid >= 0 {
 		cfg.UID = uint32(f.uid)

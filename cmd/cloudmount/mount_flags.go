@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cloudmount/cloudmount/mountutil"
@@ -25,6 +26,11 @@ type mountFlags struct {
 	readOnly           bool
 	timeout            duration
 	attrTimeout        duration
+	dirCacheTime       duration
+	cacheSize          byteSize
+	transfers          int
+	writebackDelay     duration
+	drainTimeout       duration
 	logFile            string
 	verbose            bool
 	debug              bool
@@ -53,6 +59,9 @@ func newMountFlagSet(f *mountFlags) *pflag.FlagSet {
 	flags.SortFlags = false
 	f.timeout = duration(30 * time.Second)
 	f.attrTimeout = duration(time.Second)
+	f.dirCacheTime = duration(time.Minute)
+	f.writebackDelay = duration(3 * time.Second)
+	f.drainTimeout = duration(time.Minute)
 	flags.BoolVarP(&f.foreground, "foreground", "f", false, "stay in the foreground, log to stderr, unmount on Ctrl-C")
 	flags.StringVar(&f.user, "user", "", "remote user `NAME` (also from the URL: https://NAME@host/...)")
 	flags.StringVar(&f.secretsFile, "secrets-file", mountutil.DefaultSecretsFile(), "`FILE` of \"URL user password\" lines, mode 0600")
@@ -64,7 +73,12 @@ func newMountFlagSet(f *mountFlags) *pflag.FlagSet {
 	flags.BoolVar(&f.defaultPermissions, "default-permissions", false, "let the kernel check permissions against the files' mode and owner")
 	flags.BoolVar(&f.readOnly, "ro", false, "mount read-only (-o ro; -o rw is the default)")
 	flags.Var(&f.timeout, "timeout", "deadline of each remote call, e.g. 30s or 2m (plain numbers are seconds)")
-	flags.Var(&f.attrTimeout, "attr-timeout", "how long attributes and listings are trusted")
+	flags.Var(&f.attrTimeout, "attr-timeout", "how long the kernel trusts attributes; an open checks the file's version after this (close-to-open)")
+	flags.Var(&f.dirCacheTime, "dir-cache-time", "how long listings and \"no such file\" answers are trusted")
+	flags.Var(&f.cacheSize, "cache-size", "limit of the block cache, e.g. 2G or 500M (default: 4G, at most half the free space)")
+	flags.IntVar(&f.transfers, "transfers", 4, "`N` uploads in parallel")
+	flags.Var(&f.writebackDelay, "writeback-delay", "how long a closed file waits before its upload (coalesces rsync's and editors' steps)")
+	flags.Var(&f.drainTimeout, "drain-timeout", "how long the daemon keeps uploading after the unmount; the rest waits in the journal for the next mount")
 	flags.StringVar(&f.logFile, "log-file", "", "log to `FILE` (default: daemon.log in the cache directory; with -f: stderr)")
 	flags.BoolVarP(&f.verbose, "verbose", "v", false, "log more (debug level)")
 	flags.BoolVar(&f.debug, "debug", false, "log every FUSE request")
@@ -102,6 +116,9 @@ func parseMountArgs(args []string) (*mountFlags, error) {
 	}
 	if f.timeout <= 0 || f.attrTimeout < 0 {
 		return nil, usageErrorf("--timeout must be positive and --attr-timeout not negative")
+	}
+	if f.transfers < 1 || f.transfers > 64 {
+		return nil, usageErrorf("--transfers must be between 1 and 64")
 	}
 	return f, nil
 }
@@ -143,3 +160,38 @@ func (d *duration) String() string { return time.Duration(*d).String() }
 
 // Type names the value in help texts.
 func (d *duration) Type() string { return "duration" }
+
+// byteSize is a flag value that takes a size in bytes with an optional
+// suffix: K, M, G, T (powers of 1024; "KiB", "MB" and the like are read the
+// same way).
+type byteSize int64
+
+// Set parses a size.
+func (b *byteSize) Set(s string) error {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
+	mult := int64(1)
+	if t != "" {
+		if i := strings.IndexByte("KMGT", t[len(t)-1]); i >= 0 {
+			mult = int64(1) << (10 * (i + 1))
+			t = t[:len(t)-1]
+		}
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || v < 0 || math.IsNaN(v) || v*float64(mult) > math.MaxInt64/2 {
+		return fmt.Errorf("not a size (want e.g. 2G, 500M or a number of bytes)")
+	}
+	*b = byteSize(v * float64(mult))
+	return nil
+}
+
+// String formats the size in bytes.
+func (b *byteSize) String() string {
+	if *b == 0 {
+		return ""
+	}
+	return strconv.FormatInt(int64(*b), 10)
+}
+
+// Type names the value in help texts.
+func (b *byteSize) Type() string { return "size" }

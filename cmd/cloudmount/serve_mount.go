@@ -38,7 +38,7 @@ func serveMount(cfg *mountConfig, log *slog.Logger, ready func()) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stopWatch := watchSignals(sigs, cancel)
-	srv, closeAll, err := setUp(ctx, cfg, log)
+	m, closeAll, err := setUp(ctx, cfg, log)
 	stopWatch()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -56,8 +56,9 @@ func serveMount(cfg *mountConfig, log *slog.Logger, ready func()) error {
 		default: // another signal is queued already
 		}
 	}
-	waitUnmount(srv, sigs, log)
+	waitUnmount(m.Server, sigs, log)
 	log.Info("unmounted", "mountpoint", cfg.Mountpoint)
+	m.Drain(cfg.DrainTimeout)
 	return nil
 }
 
@@ -81,7 +82,7 @@ func watchSignals(sigs <-chan os.Signal, cancel context.CancelFunc) (stop func()
 // setUp opens the backend and the cache directory and mounts. On error
 // everything opened so far is closed again; on success closeAll closes it
 // after the unmount.
-func setUp(ctx context.Context, cfg *mountConfig, log *slog.Logger) (srv *fuse.Server, closeAll func(), err error) {
+func setUp(ctx context.Context, cfg *mountConfig, log *slog.Logger) (m *fs.Mounted, closeAll func(), err error) {
 	if _, err := mountutil.CheckMountpoint(cfg.Mountpoint, cfg.NonEmpty); err != nil {
 		return nil, nil, err
 	}
@@ -98,14 +99,15 @@ func setUp(ctx context.Context, cfg *mountConfig, log *slog.Logger) (srv *fuse.S
 		return nil, nil, err
 	}
 	log.Info("connected", "backend", kind.name, "remote", b.String())
-	store, err := cache.Open(cfg.CacheDir, cache.Options{})
+	store, err := cache.Open(cfg.CacheDir, cache.Options{CacheSize: cfg.CacheSize})
 	if err != nil {
 		closeBackend(b, log)
 		return nil, nil, err
 	}
-	srv, err = fs.Mount(cfg.Mountpoint, b, store, fs.Options{
+	m, err = fs.Mount(cfg.Mountpoint, b, store, fs.Options{
 		UID: cfg.UID, GID: cfg.GID, Privileged: os.Geteuid() == 0,
 		ReadOnly: cfg.ReadOnly, Timeout: cfg.Timeout, AttrTimeout: cfg.AttrTimeout,
+		DirCacheTime: cfg.DirCacheTime, Transfers: cfg.Transfers, WritebackDelay: cfg.WritebackDelay,
 		AllowOther: cfg.AllowOther, DefaultPermissions: cfg.DefaultPermissions,
 		FSName: cfg.FSName, Debug: cfg.Debug, Logger: log,
 	})
@@ -114,7 +116,7 @@ func setUp(ctx context.Context, cfg *mountConfig, log *slog.Logger) (srv *fuse.S
 		closeBackend(b, log)
 		return nil, nil, fmt.Errorf("mount %s: %w", cfg.MountpointArg, err)
 	}
-	return srv, func() { closeStore(store, log); closeBackend(b, log) }, nil
+	return m, func() { closeStore(store, log); closeBackend(b, log) }, nil
 }
 
 // waitUnmount serves until the kernel drops the mount. A signal asks for an

@@ -1,0 +1,339 @@
+package cache
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cloudmount/cloudmount/backends"
+	"golang.org/x/sys/unix"
+)
+
+// Record is one upload that is not on the server yet: the truth about
+// local data the server lacks. Its data lives in a staging file.
+type Record struct {
+	// Seq orders records: a higher one was committed later. A new commit of
+	// the same file gets a new Seq.
+	Seq uint64 `json:"seq"`
+	// Path is where the content goes, relative to the mount root.
+	Path string `json:"path"`
+	// Data is the name of the staging file that holds the content.
+	Data string `json:"data"`
+	// Size is the content's length.
+	Size int64 `json:"size"`
+	// Base is the server version the content was edited from; the upload
+	// must not replace any other version. "" with Create: a new file.
+	Base string `json:"base,omitempty"`
+	// Create: the file is new; the upload must not replace a file that
+	// appeared on the server meanwhile.
+	Create bool `json:"create,omitempty"`
+	// Meta is the file's metadata (mtime, mode, owner, type, hash).
+	Meta backends.Meta `json:"-"`
+	// Committed is when close or fsync made the content durable.
+	Committed time.Time `json:"committed"`
+}
+
+// journalRecord is Record's on-disk form.
+type journalRecord struct {
+	Record
+	Meta record `json:"meta"`
+}
+
+// Journal keeps one durable record file per pending upload in its
+// directory. A record file is written to a temporary name, synced and
+// renamed, so a crash leaves either the old or the new record, never a torn
+// one; each file ends in a CRC so that damage is detected rather than
+// trusted.
+type Journal struct {
+	dir     string // record files
+	dataDir string // staging files the records point to
+
+	mu     sync.Mutex // protects the fields below
+	next   uint64
+	synced map[string]bool // staging files whose directory entry is durable
+}
+
+// journalSuffix names record files; quarantineDir holds the ones that could
+// not be read.
+const (
+	journalSuffix = ".rec"
+	quarantineDir = "quarantine"
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// openJournal opens the journal in dir, whose records point into dataDir.
+func openJournal(dir, dataDir string) (*Journal, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	return &Journal{dir: dir, dataDir: dataDir, next: 1, synced: map[string]bool{}}, nil
+}
+
+// Load reads every record, oldest first. A record that cannot be read is
+// moved to the quarantine directory (its data file stays where it is) and
+// named in quarantined; it is never a reason to delete data. Where two
+// records name the same path (a crash between writing a newer commit and
+// removing the older one), the newer wins. Staging files that no record
+// names are returned as orphans: data of writers that never closed.
+func (j *Journal) Load() (recs []Record, quarantined, orphans []string, err error) {
+	names, err := os.ReadDir(j.dir)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("journal: %w", err)
+	}
+	byPath := map[string]Record{}
+	for _, de := range names {
+		name := de.Name()
+		if strings.HasSuffix(name, ".tmp") {
+			os.Remove(filepath.Join(j.dir, name))
+			continue
+		}
+		if de.IsDir() || !strings.HasSuffix(name, journalSuffix) {
+			continue
+		}
+		data, rerr := os.ReadFile(filepath.Join(j.dir, name))
+		var rec Record
+		if rerr == nil {
+			rec, rerr = decodeRecord(data)
+		}
+		if rerr == nil && strings.TrimSuffix(name, journalSuffix) != seqName(rec.Seq) {
+			rerr = errors.New("record file name does not match its sequence number")
+		}
+		if rerr != nil {
+			q, qerr := j.quarantine(name, rerr)
+			if qerr != nil {
+				return nil, nil, nil, qerr
+			}
+			quarantined = append(quarantined, q)
+			continue
+		}
+		if rec.Seq >= j.next {
+			j.next = rec.Seq + 1
+		}
+		if old, ok := byPath[rec.Path]; ok {
+			older := old
+			if old.Seq > rec.Seq {
+				older, rec = rec, old
+			}
+			os.Remove(filepath.Join(j.dir, seqName(older.Seq)+journalSuffix))
+		}
+		byPath[rec.Path] = rec
+	}
+	named := map[string]bool{}
+	for _, r := range byPath {
+		recs = append(recs, r)
+		named[r.Data] = true
+	}
+	sort.Slice(recs, func(a, b int) bool { return recs[a].Seq < recs[b].Seq })
+	staged, err := os.ReadDir(j.dataDir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil, fmt.Errorf("journal: %w", err)
+	}
+	for _, de := range staged {
+		if !named[de.Name()] {
+			orphans = append(orphans, filepath.Join(j.dataDir, de.Name()))
+		}
+	}
+	return recs, quarantined, orphans, nil
+}
+
+// quarantine moves an unreadable record aside and returns where it went.
+func (j *Journal) quarantine(name string, cause error) (string, error) {
+	qdir := filepath.Join(j.dir, quarantineDir)
+	if err := os.MkdirAll(qdir, 0o700); err != nil {
+		return "", fmt.Errorf("journal quarantine: %w", err)
+	}
+	dst := filepath.Join(qdir, name)
+	if err := os.Rename(filepath.Join(j.dir, name), dst); err != nil {
+		return "", fmt.Errorf("journal quarantine: %w", err)
+	}
+	os.WriteFile(dst+".why", []byte(cause.Error()+"\n"), 0o600)
+	syncDir(j.dir)
+	return dst, nil
+}
+
+// Quarantined lists the records moved aside so far (this mount or earlier).
+func (j *Journal) Quarantined() []string {
+	names, _ := filepath.Glob(filepath.Join(j.dir, quarantineDir, "*"+journalSuffix))
+	return names
+}
+
+// Commit makes rec and its data durable: the staging file's data, its
+// directory entry, then the record (synced, renamed into place, directory
+// synced). It gives rec a new sequence number; the caller removes the
+// record it replaces with Delete.
+func (j *Journal) Commit(rec *Record, data *os.File) error {
+	if err := unix.Fdatasync(int(data.Fd())); err != nil {
+		return fmt.Errorf("journal: sync data of %s: %w", rec.Path, err)
+	}
+	j.mu.Lock()
+	rec.Seq = j.next
+	j.next++
+	dirSynced := j.synced[rec.Data]
+	j.mu.Unlock()
+	if !dirSynced {
+		if err := syncDir(j.dataDir); err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+		j.mu.Lock()
+		j.synced[rec.Data] = true
+		j.mu.Unlock()
+	}
+	return j.write(*rec, true)
+}
+
+// lastSeq is the highest sequence number given out so far.
+func (j *Journal) lastSeq() uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.next - 1
+}
+
+// Update rewrites rec in place (same sequence number): a rename or a
+// metadata change of a committed file. durable syncs it, as Commit does.
+func (j *Journal) Update(rec Record, durable bool) error {
+	return j.write(rec, durable)
+}
+
+// Delete removes the record with sequence number seq and makes the removal
+// durable, so that a record never outlives the data it points to.
+func (j *Journal) Delete(seq uint64) error {
+	err := os.Remove(filepath.Join(j.dir, seqName(seq)+journalSuffix))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return syncDir(j.dir)
+}
+
+// Forget tells the journal that a staging file is gone.
+func (j *Journal) Forget(data string) {
+	j.mu.Lock()
+	delete(j.synced, data)
+	j.mu.Unlock()
+}
+
+// write stores rec under its sequence number.
+func (j *Journal) write(rec Record, durable bool) error {
+	body, err := encodeRecord(rec)
+	if err != nil {
+		return err
+	}
+	name := filepath.Join(j.dir, seqName(rec.Seq)+journalSuffix)
+	tmp := name + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	_, err = f.Write(body)
+	if err == nil && durable {
+		err = unix.Fdatasync(int(f.Fd()))
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, name)
+	}
+	if err == nil && durable {
+		err = syncDir(j.dir)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("journal: write record of %s: %w", rec.Path, err)
+	}
+	return nil
+}
+
+// encodeRecord is the record file's content: one JSON line, then the
+// CRC-32C of that line in hex.
+func encodeRecord(rec Record) ([]byte, error) {
+	jr := journalRecord{Record: rec}
+	jr.Meta.merge(rec.Meta)
+	line, err := json.Marshal(jr)
+	if err != nil {
+		return nil, fmt.Errorf("journal: encode record of %s: %w", rec.Path, err)
+	}
+	sum := crc32.Checksum(line, crcTable)
+	out := append(line, '\n')
+	return append(out, strconv.FormatUint(uint64(sum), 16)+"\n"...), nil
+}
+
+// decodeRecord parses a record file, checking its CRC and its fields.
+func decodeRecord(data []byte) (Record, error) {
+	line, tail, ok := bytes.Cut(data, []byte("\n"))
+	if !ok {
+		return Record{}, errors.New("record is truncated")
+	}
+	want, err := strconv.ParseUint(strings.TrimSpace(string(tail)), 16, 32)
+	if err != nil {
+		return Record{}, errors.New("record has no checksum")
+	}
+	if crc32.Checksum(line, crcTable) != uint32(want) {
+		return Record{}, errors.New("record checksum mismatch")
+	}
+	var jr journalRecord
+	if err := json.Unmarshal(line, &jr); err != nil {
+		return Record{}, fmt.Errorf("record: %w", err)
+	}
+	rec := jr.Record
+	rec.Meta = jr.Meta.meta()
+	switch {
+	case rec.Seq == 0:
+		return Record{}, errors.New("record has no sequence number")
+	case rec.Data == "" || rec.Data != filepath.Base(rec.Data) || rec.Data == "." || rec.Data == "..":
+		return Record{}, fmt.Errorf("record names no valid data file (%q)", rec.Data)
+	case rec.Size < 0:
+		return Record{}, errors.New("record has a negative size")
+	case !validPath(rec.Path):
+		return Record{}, fmt.Errorf("record has an invalid path %q", rec.Path)
+	}
+	return rec, nil
+}
+
+// validPath accepts clean relative paths below the mount root.
+func validPath(p string) bool {
+	if p == "" || strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") {
+		return false
+	}
+	for _, c := range strings.Split(p, "/") {
+		if c == "" || c == "." || c == ".." {
+			return false
+		}
+	}
+	return !strings.ContainsRune(p, 0)
+}
+
+// seqName is a record's file name without suffix: fixed-width hex, so that
+// names sort like sequence numbers.
+func seqName(seq uint64) string {
+	var b [8]byte
+	for i := 7; i >= 0; i-- {
+		b[i] = byte(seq)
+		seq >>= 8
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// syncDir makes the directory entries of dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,134 @@
+package cache
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloudmount/cloudmount/backends"
+)
+
+// newTestJournal returns a journal in a fresh directory and a function
+// that creates staging files in it.
+func newTestJournal(t *testing.T) (*Journal, func(name, content string) *os.File) {
+	t.Helper()
+	dir := t.TempDir()
+	staging := filepath.Join(dir, "staging")
+	os.Mkdir(staging, 0o700)
+	j, err := openJournal(filepath.Join(dir, "journal"), staging)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(name, content string) *os.File {
+		f, err := os.Create(filepath.Join(staging, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(content)
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	return j, mk
+}
+
+func TestJournalRoundTripAndOrder(t *testing.T) {
+	j, mk := newTestJournal(t)
+	mt := time.Date(2020, 1, 2, 3, 4, 5, 678, time.UTC)
+	mode := os.FileMode(0o640)
+	recs := []Record{
+		{Path: "b/second", Data: "d2", Size: 3, Create: true},
+		{Path: "a/first", Data: "d1", Size: 5, Base: `W/"x"`, Meta: backends.Meta{MTime: &mt, Mode: &mode, SHA256: "ab"}},
+	}
+	for i := range recs {
+		if err := j.Commit(&recs[i], mk(recs[i].Data, "data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("orphan", "never closed")
+	j2, err := openJournal(j.dir, j.dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, quarantined, orphans, err := j2.Load()
+	if err != nil || len(quarantined) != 0 {
+		t.Fatalf("load: %v, quarantined %v", err, quarantined)
+	}
+	if len(got) != 2 || got[0].Path != "b/second" || got[1].Path != "a/first" {
+		t.Fatalf("records not in commit order: %+v", got)
+	}
+	r := got[1]
+	if r.Base != `W/"x"` || r.Size != 5 || r.Meta.MTime == nil || !r.Meta.MTime.Equal(mt) || *r.Meta.Mode != 0o640 || r.Meta.SHA256 != "ab" {
+		t.Fatalf("record changed on the way: %+v %+v", r, r.Meta)
+	}
+	if len(orphans) != 1 || filepath.Base(orphans[0]) != "orphan" {
+		t.Fatalf("orphans %v, want the unnamed staging file", orphans)
+	}
+	var next Record = Record{Path: "c", Data: "d3"}
+	if err := j2.Commit(&next, mk("d3", "")); err != nil || next.Seq <= got[1].Seq {
+		t.Fatalf("sequence after reload: %d (last %d), %v", next.Seq, got[1].Seq, err)
+	}
+}
+
+func TestJournalQuarantinesDamagedRecords(t *testing.T) {
+	j, mk := newTestJournal(t)
+	good := Record{Path: "good", Data: "d1"}
+	bad := Record{Path: "bad", Data: "d2"}
+	j.Commit(&good, mk("d1", "x"))
+	j.Commit(&bad, mk("d2", "precious"))
+	name := filepath.Join(j.dir, seqName(bad.Seq)+journalSuffix)
+	body, _ := os.ReadFile(name)
+	os.WriteFile(name, []byte(strings.Replace(string(body), "bad", "bat", 1)), 0o600)
+	os.WriteFile(filepath.Join(j.dir, seqName(99)+journalSuffix), []byte("{\"seq\":99,"), 0o600)
+
+	recs, quarantined, orphans, err := j.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || recs[0].Path != "good" {
+		t.Fatalf("records %+v, want only the good one", recs)
+	}
+	if len(quarantined) != 2 || len(j.Quarantined()) != 2 {
+		t.Fatalf("quarantined %v", quarantined)
+	}
+	if data, err := os.ReadFile(filepath.Join(j.dataDir, "d2")); err != nil || string(data) != "precious" {
+		t.Fatalf("data of a damaged record: %q %v; it must be kept", data, err)
+	}
+	_ = orphans
+}
+
+func TestJournalKeepsNewerRecordOfAPath(t *testing.T) {
+	j, mk := newTestJournal(t)
+	f := mk("d", "v1")
+	old := Record{Path: "p", Data: "d"}
+	j.Commit(&old, f)
+	newer := Record{Path: "p", Data: "d", Size: 9}
+	j.Commit(&newer, f) // a crash before the old record's removal
+	recs, _, _, err := j.Load()
+	if err != nil || len(recs) != 1 || recs[0].Seq != newer.Seq {
+		t.Fatalf("records %+v %v, want only the newer", recs, err)
+	}
+}
+
+func FuzzDecodeRecord(f *testing.F) {
+	body, _ := encodeRecord(Record{Seq: 7, Path: "a/b", Data: "stage-1", Size: 3})
+	f.Add(body)
+	f.Add([]byte("{}\n0\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rec, err := decodeRecord(data)
+		if err != nil {
+			return
+		}
+		if !validPath(rec.Path) || rec.Seq == 0 || rec.Data != filepath.Base(rec.Data) {
+			t.Fatalf("accepted an invalid record %+v", rec)
+		}
+		again, err := encodeRecord(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := decodeRecord(again); err != nil {
+			t.Fatalf("re-encoded record does not decode: %v", err)
+		}
+	})
+}

@@ -1,0 +1,498 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Uploader does the remote half of the write-back queue.
+type Uploader interface {
+	// Upload sends rec's content and metadata to the server. It reports
+	// progress in bytes, and returns the path of a conflict copy if the
+	// content went there because the server's version had changed.
+	Upload(ctx context.Context, rec Record, progress func(done int64)) (conflictCopy string, err error)
+	// Probe checks whether the server answers (used while offline).
+	Probe(ctx context.Context) error
+	// Permanent reports whether a failed upload will fail again however
+	// often it is retried (refused by the server, too large).
+	Permanent(err error) bool
+	// Offline reports whether err means the server cannot be reached.
+	Offline(err error) bool
+}
+
+// QueueOptions configure a write-back queue.
+type QueueOptions struct {
+	// Transfers is the number of parallel uploads (default 4).
+	Transfers int
+	// Delay is how long a committed file waits before its upload, so that
+	// the steps of rsync and editors (create, write, utimens, chmod,
+	// rename) become one upload (default 0: at once).
+	Delay time.Duration
+	// MaxBackoff caps the wait between retries (default 30s).
+	MaxBackoff time.Duration
+	// Logger receives the queue's log; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Queue uploads committed files in the background: in sequence order, after
+// a delay, in parallel workers, retrying with capped exponential backoff.
+// Its items are the journal's records; a record leaves the journal only
+// once its upload succeeded.
+//
+// Lock order: callers' locks (fs nodes) before Queue.mu; Queue.mu is never
+// held during an upload or a journal write of another item.
+type Queue struct {
+	j    *Journal
+	up   Uploader
+	opts QueueOptions
+	log  *slog.Logger
+
+	mu            sync.Mutex // protects the fields below
+	changed       *sync.Cond // signalled on every state change
+	items         map[string]*item
+	paused        map[string]int // path prefixes not to start uploads under
+	closed        bool
+	online        bool
+	offSince      time.Time
+	lastErr       string
+	conflicts     []Conflict
+	uploadedFiles int
+	uploadedBytes int64
+	quarantined   []string
+
+	wake   chan struct{}
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// item is one path's pending upload.
+type item struct {
+	rec      Record
+	due      time.Time
+	flying   uint64 // Seq of the record being uploaded; 0 when idle
+	attempts int
+	lastErr  error
+	perm     bool
+	done     int64
+	started  time.Time
+}
+
+// OpenQueue loads the journal's records; Start starts the uploads. Records
+// of an earlier mount are uploaded first, without delay.
+func (s *Store) OpenQueue(up Uploader, o QueueOptions) (*Queue, []Record, error) {
+	if o.Transfers <= 0 {
+		o.Transfers = 4
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	recs, quarantined, orphans, err := s.Journal.Load()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, q := range quarantined {
+		o.Logger.Error("journal record could not be read; moved aside with its data kept in the staging directory, nothing was uploaded for it", "record", q)
+	}
+	for _, orphan := range orphans {
+		// Data of a writer that never closed its file: close() never
+		// promised it, and no record says where it belongs.
+		os.Remove(orphan)
+	}
+	if len(orphans) > 0 {
+		o.Logger.Info("removed staging files of writers that never closed", "count", len(orphans))
+	}
+	q := &Queue{j: s.Journal, up: up, opts: o, log: o.Logger,
+		items: map[string]*item{}, paused: map[string]int{}, online: true,
+		quarantined: s.Journal.Quarantined(), wake: make(chan struct{}, 1)}
+	q.changed = sync.NewCond(&q.mu)
+	now := time.Now()
+	var bytes int64
+	for _, r := range recs {
+		q.items[r.Path] = &item{rec: r, due: now}
+		bytes += r.Size
+	}
+	if len(recs) > 0 {
+		o.Logger.Info("replaying the journal of an earlier mount", "files", len(recs), "bytes", bytes)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	q.ctx, q.cancel = ctx, cancel
+	return q, recs, nil
+}
+
+// Start starts the uploads.
+func (q *Queue) Start() {
+	q.wg.Add(1)
+	go q.dispatch(q.ctx)
+}
+
+// Commit makes rec and its data durable and queues it, replacing what was
+// queued for the same path. It returns once the record is on disk.
+func (q *Queue) Commit(rec Record, data *os.File) error {
+	rec.Committed = time.Now()
+	if err := q.j.Commit(&rec, data); err != nil {
+		return err
+	}
+	q.mu.Lock()
+	it := q.items[rec.Path]
+	var stale uint64
+	if it == nil {
+		it = &item{}
+		q.items[rec.Path] = it
+	} else if it.rec.Seq != it.flying {
+		stale = it.rec.Seq
+	}
+	it.rec = rec
+	it.due = rec.Committed.Add(q.opts.Delay)
+	it.attempts, it.lastErr, it.perm = 0, nil, false
+	q.changedLocked()
+	q.mu.Unlock()
+	if stale != 0 {
+		if err := q.j.Delete(stale); err != nil {
+			q.log.Warn("removing a superseded journal record failed", "path", rec.Path, "err", err)
+		}
+	}
+	return nil
+}
+
+// Pending returns the queued record of p.
+func (q *Queue) Pending(p string) (Record, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if it := q.items[p]; it != nil {
+		return it.rec, true
+	}
+	return Record{}, false
+}
+
+// Has reports whether anything is queued at or below p.
+func (q *Queue) Has(p string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for ip := range q.items {
+		if under(ip, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// SetMeta merges metadata into the queued record of p (utimens or chmod
+// after close), to be stored with the upload. It reports whether p was
+// queued. The change is not synced: like the metadata change of a local
+// file it is durable at the next fsync or commit.
+func (q *Queue) SetMeta(p string, apply func(*Record)) (bool, error) {
+	q.mu.Lock()
+	it := q.items[p]
+	if it == nil {
+		q.mu.Unlock()
+		return false, nil
+	}
+	apply(&it.rec)
+	rec := it.rec
+	if it.flying == 0 {
+		it.due = laterOf(it.due, time.Now().Add(q.opts.Delay))
+	}
+	it.attempts, it.perm = 0, false
+	q.changedLocked()
+	q.mu.Unlock()
+	return true, q.j.Update(rec, false)
+}
+
+// Pause stops uploads from starting at or below p and waits for those in
+// flight there to end, so that p can be renamed or removed on the server.
+// The returned function ends the pause.
+func (q *Queue) Pause(p string) (resume func()) {
+	q.mu.Lock()
+	q.paused[p]++
+	for q.flyingUnder(p) {
+		q.changed.Wait()
+	}
+	q.mu.Unlock()
+	return func() {
+		q.mu.Lock()
+		if q.paused[p]--; q.paused[p] == 0 {
+			delete(q.paused, p)
+		}
+		q.changedLocked()
+		q.mu.Unlock()
+	}
+}
+
+// Rename moves the queued records at and below from to to (the caller holds
+// a Pause of from). Records already queued at or below to are dropped and
+// returned: their files were replaced.
+func (q *Queue) Rename(from, to string) (dropped []Record, err error) {
+	q.mu.Lock()
+	var moved []Record
+	for ip, it := range q.items {
+		if under(ip, to) && !under(ip, from) && it.flying == 0 {
+			dropped = append(dropped, it.rec)
+			delete(q.items, ip)
+		}
+	}
+	for ip, it := range q.items {
+		if under(ip, from) && it.flying == 0 {
+			delete(q.items, ip)
+			it.rec.Path = to + ip[len(from):]
+			moved = append(moved, it.rec)
+		}
+	}
+	for _, r := range moved {
+		it := &item{rec: r, due: laterOf(time.Now().Add(q.opts.Delay), r.Committed.Add(q.opts.Delay))}
+		q.items[r.Path] = it
+	}
+	q.changedLocked()
+	q.mu.Unlock()
+	for _, r := range moved {
+		err = errors.Join(err, q.j.Update(r, true))
+	}
+	for _, r := range dropped {
+		err = errors.Join(err, q.j.Delete(r.Seq))
+	}
+	return dropped, err
+}
+
+// Remove drops the queued records at and below p (the caller holds a Pause
+// of p) and returns them; the caller deletes their data.
+func (q *Queue) Remove(p string) ([]Record, error) {
+	q.mu.Lock()
+	var gone []Record
+	for ip, it := range q.items {
+		if under(ip, p) && it.flying == 0 {
+			gone = append(gone, it.rec)
+			delete(q.items, ip)
+		}
+	}
+	q.changedLocked()
+	q.mu.Unlock()
+	var err error
+	for _, r := range gone {
+		err = errors.Join(err, q.j.Delete(r.Seq))
+	}
+	return gone, err
+}
+
+// List returns the queued records directly inside dir.
+func (q *Queue) List(dir string) []Record {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []Record
+	for ip, it := range q.items {
+		if parentOf(ip) == dir {
+			out = append(out, it.rec)
+		}
+	}
+	return out
+}
+
+// Sync waits until everything committed before the call is on the server
+// (or went to a conflict copy). It returns an error naming the uploads that
+// failed for good, or ctx's error. progress, if not nil, is called with
+// the queue's status about once a second.
+func (q *Queue) Sync(ctx context.Context, progress func(Status)) error {
+	q.mu.Lock()
+	target := q.j.lastSeq()
+	q.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() {
+		q.mu.Lock()
+		q.changed.Broadcast()
+		q.mu.Unlock()
+	})
+	defer stop()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				q.mu.Lock()
+				q.changed.Broadcast()
+				q.mu.Unlock()
+			}
+		}
+	}()
+	// Everything queued is due now: a sync does not wait for the delay.
+	q.mu.Lock()
+	now := time.Now()
+	for _, it := range q.items {
+		if it.rec.Seq <= target && it.due.After(now) && it.attempts == 0 {
+			it.due = now
+		}
+	}
+	q.changedLocked()
+	last := time.Time{}
+	for {
+		waiting, failed := 0, []string(nil)
+		for ip, it := range q.items {
+			if it.rec.Seq > target && (it.flying == 0 || it.flying > target) {
+				continue // queued after the call
+			}
+			if it.perm {
+				failed = append(failed, fmt.Sprintf("%s: %v", ip, it.lastErr))
+				continue
+			}
+			waiting++
+		}
+		if progress != nil && time.Since(last) >= time.Second {
+			st := q.statusLocked()
+			q.mu.Unlock()
+			progress(st)
+			q.mu.Lock()
+			last = time.Now()
+		}
+		if waiting == 0 {
+			q.mu.Unlock()
+			if len(failed) > 0 {
+				sort.Strings(failed)
+				return fmt.Errorf("%d upload(s) failed and will not be retried in this mount (the data stays in the journal):\n  %s", len(failed), strings.Join(failed, "\n  "))
+			}
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			q.mu.Unlock()
+			return err
+		}
+		q.changed.Wait()
+	}
+}
+
+// Drain uploads everything queued without delay and waits up to timeout
+// (0: not at all) for the queue to empty, logging progress. It reports how
+// many files are left in the journal for the next mount.
+func (q *Queue) Drain(timeout time.Duration) int {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	files, bytes := q.counts()
+	if files == 0 {
+		return 0
+	}
+	q.log.Info("uploading what is queued before unmounting", "files", files, "bytes", bytes, "timeout", timeout)
+	err := q.Sync(ctx, func(s Status) {
+		q.log.Info("draining the upload queue", "files", s.QueuedFiles, "bytes", s.QueuedBytes, "online", s.Online)
+	})
+	files, bytes = q.counts()
+	switch {
+	case files == 0:
+		q.log.Info("upload queue drained")
+	case err != nil && ctx.Err() == nil:
+		q.log.Error("some uploads failed; they stay in the journal and are retried at the next mount", "files", files, "bytes", bytes, "err", err)
+	default:
+		q.log.Warn("upload queue not drained in time; the rest stays in the journal and is uploaded at the next mount with this cache directory", "files", files, "bytes", bytes)
+	}
+	return files
+}
+
+// Close stops the workers; uploads in flight are cancelled and their
+// records stay in the journal.
+func (q *Queue) Close() {
+	q.mu.Lock()
+	q.closed = true
+	q.changedLocked()
+	q.mu.Unlock()
+	q.cancel()
+	q.wg.Wait()
+}
+
+// Status returns a snapshot for `cloudmount status`.
+func (q *Queue) Status() Status {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.statusLocked()
+}
+
+func (q *Queue) statusLocked() Status {
+	st := Status{Online: q.online, LastError: q.lastErr, Quarantined: q.quarantined,
+		UploadedFiles: q.uploadedFiles, UploadedBytes: q.uploadedBytes,
+		Conflicts: append([]Conflict(nil), q.conflicts...)}
+	if !q.online {
+		st.OfflineSince = q.offSince
+	}
+	for ip, it := range q.items {
+		st.QueuedFiles++
+		st.QueuedBytes += it.rec.Size
+		if it.flying != 0 {
+			tr := Transfer{Path: ip, Size: it.rec.Size, Done: it.done, Started: it.started}
+			if d := time.Since(it.started).Seconds(); d > 0 {
+				tr.Rate = float64(it.done) / d
+			}
+			st.Uploading = append(st.Uploading, tr)
+		}
+		if it.lastErr != nil {
+			f := Failure{Path: ip, Attempts: it.attempts, LastError: it.lastErr.Error(), Permanent: it.perm}
+			if !it.perm {
+				f.NextTry = it.due
+			}
+			st.Failed = append(st.Failed, f)
+		}
+	}
+	sort.Slice(st.Uploading, func(a, b int) bool { return st.Uploading[a].Path < st.Uploading[b].Path })
+	sort.Slice(st.Failed, func(a, b int) bool { return st.Failed[a].Path < st.Failed[b].Path })
+	return st
+}
+
+func (q *Queue) counts() (int, int64) {
+	st := q.Status()
+	return st.QueuedFiles, st.QueuedBytes
+}
+
+// changedLocked wakes the dispatcher and every waiter. q.mu must be held.
+func (q *Queue) changedLocked() {
+	q.changed.Broadcast()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// flyingUnder reports whether an upload at or below p is in flight.
+func (q *Queue) flyingUnder(p string) bool {
+	for ip, it := range q.items {
+		if it.flying != 0 && under(ip, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// pausedLocked reports whether uploads to p must not start.
+func (q *Queue) pausedLocked(p string) bool {
+	for pp := range q.paused {
+		if under(p, pp) {
+			return true
+		}
+	}
+	return false
+}
+
+// under reports whether p is base or inside it ("" is the root).
+func under(p, base string) bool {
+	return base == "" || p == base || strings.HasPrefix(p, base+"/")
+}
+
+// parentOf is the directory of p ("" for the root).
+func parentOf(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[:i]
+	}
+	return ""
+}
+
+func laterOf(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}

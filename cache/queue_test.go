@@ -1,0 +1,217 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloudmount/cloudmount/backends"
+)
+
+// fakeUploader records uploads and fails as told.
+type fakeUploader struct {
+	mu      sync.Mutex
+	got     []string // paths in upload order
+	fail    error    // every upload fails with it while set
+	probeOK bool
+}
+
+func (u *fakeUploader) Upload(ctx context.Context, rec Record, progress func(int64)) (string, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.fail != nil {
+		return "", u.fail
+	}
+	progress(rec.Size)
+	u.got = append(u.got, rec.Path)
+	return "", nil
+}
+
+func (u *fakeUploader) Probe(ctx context.Context) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if !u.probeOK {
+		return backends.ErrUnavailable
+	}
+	return nil
+}
+
+func (u *fakeUploader) Permanent(err error) bool { return errors.Is(err, backends.ErrPermission) }
+func (u *fakeUploader) Offline(err error) bool   { return errors.Is(err, backends.ErrUnavailable) }
+
+func (u *fakeUploader) set(fail error, probeOK bool) {
+	u.mu.Lock()
+	u.fail, u.probeOK = fail, probeOK
+	u.mu.Unlock()
+}
+
+func (u *fakeUploader) uploads() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]string(nil), u.got...)
+}
+
+// openTestQueue opens a store in dir with a queue on u.
+func openTestQueue(t *testing.T, dir string, u Uploader, o QueueOptions) (*Store, *Queue) {
+	t.Helper()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, _, err := s.OpenQueue(u, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Start()
+	t.Cleanup(func() { q.Close(); s.Close() })
+	return s, q
+}
+
+// commit stages content for p and commits it.
+func commit(t *testing.T, s *Store, q *Queue, p, content string) {
+	t.Helper()
+	f, err := os.CreateTemp(s.StagingDir(), "stage-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.WriteString(content)
+	if err := q.Commit(Record{Path: p, Data: filepath.Base(f.Name()), Size: int64(len(content)), Create: true}, f); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func syncWithin(t *testing.T, q *Queue, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return q.Sync(ctx, nil)
+}
+
+func TestQueueUploadsInOrderAndCoalesces(t *testing.T) {
+	u := &fakeUploader{probeOK: true}
+	s, q := openTestQueue(t, t.TempDir(), u, QueueOptions{Transfers: 1, Delay: 200 * time.Millisecond})
+	commit(t, s, q, "a", "1")
+	commit(t, s, q, "b", "2")
+	commit(t, s, q, "a", "1 again") // within the delay: one upload of a
+	q.SetMeta("b", func(r *Record) { mt := time.Unix(5, 0); r.Meta.MTime = &mt })
+	if _, err := q.Rename("b", "c"); err != nil {
+		t.Fatal(err)
+	}
+	if st := q.Status(); st.QueuedFiles != 2 || st.QueuedBytes != 8 {
+		t.Fatalf("status %+v, want 2 files, 8 bytes", st)
+	}
+	if err := syncWithin(t, q, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(u.uploads(), ","); got != "c,a" {
+		t.Fatalf("uploads %s, want c,a (b renamed to c before its upload, a once)", got)
+	}
+	if recs, _, _, _ := s.Journal.Load(); len(recs) != 0 {
+		t.Fatalf("journal keeps %d records after the uploads", len(recs))
+	}
+}
+
+func TestQueueReplaysAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	down := &fakeUploader{}
+	down.set(backends.ErrUnavailable, false)
+	s, q := openTestQueue(t, dir, down, QueueOptions{})
+	for _, p := range []string{"x", "y", "z"} {
+		commit(t, s, q, p, p)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if st := q.Status(); st.Online || st.QueuedFiles != 3 {
+		t.Fatalf("status while down %+v, want offline with 3 queued", st)
+	}
+	q.Close() // as kill -9 would leave it: records on disk
+	s.Close()
+
+	up := &fakeUploader{probeOK: true}
+	_, q2 := openTestQueue(t, dir, up, QueueOptions{Transfers: 1})
+	if err := syncWithin(t, q2, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(up.uploads(), ","); got != "x,y,z" {
+		t.Fatalf("replayed %s, want x,y,z in order", got)
+	}
+}
+
+func TestQueueWaitsOfflineThenCompletes(t *testing.T) {
+	u := &fakeUploader{}
+	u.set(backends.ErrUnavailable, false)
+	s, q := openTestQueue(t, t.TempDir(), u, QueueOptions{})
+	commit(t, s, q, "f", "data")
+	done := make(chan error, 1)
+	go func() { done <- syncWithin(t, q, 30*time.Second) }()
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("sync returned while offline: %v", err)
+	default:
+	}
+	u.set(nil, true)
+	if err := <-done; err != nil {
+		t.Fatalf("sync after the server came back: %v", err)
+	}
+	if st := q.Status(); !st.Online || st.QueuedFiles != 0 || st.UploadedFiles != 1 {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+func TestQueueSyncReportsPermanentFailure(t *testing.T) {
+	u := &fakeUploader{probeOK: true}
+	u.set(backends.ErrPermission, true)
+	s, q := openTestQueue(t, t.TempDir(), u, QueueOptions{})
+	commit(t, s, q, "denied", "x")
+	err := syncWithin(t, q, 5*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "denied") {
+		t.Fatalf("sync: %v, want the failed path", err)
+	}
+	st := q.Status()
+	if len(st.Failed) != 1 || !st.Failed[0].Permanent || st.QueuedFiles != 1 {
+		t.Fatalf("status %+v, want one permanent failure, still queued", st)
+	}
+}
+
+func TestQueuePauseWaitsForUploadInFlight(t *testing.T) {
+	block := make(chan struct{})
+	started := make(chan struct{}, 1)
+	u := &blockingUploader{fakeUploader: fakeUploader{probeOK: true}, block: block, started: started}
+	s, q := openTestQueue(t, t.TempDir(), u, QueueOptions{})
+	commit(t, s, q, "d/f", "x")
+	<-started
+	paused := make(chan struct{})
+	go func() {
+		resume := q.Pause("d")
+		close(paused)
+		resume()
+	}()
+	select {
+	case <-paused:
+		t.Fatal("Pause returned while an upload below it was in flight")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(block)
+	select {
+	case <-paused:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Pause did not return after the upload ended")
+	}
+}
+
+type blockingUploader struct {
+	fakeUploader
+	block   chan struct{}
+	started chan struct{}
+}
+
+func (b *blockingUploader) Upload(ctx context.Context, rec Record, progress func(int64)) (string, error) {
+	b.started <- struct{}{}
+	<-b.block
+	return b.fakeUploader.Upload(ctx, rec, progress)
+}

@@ -1,0 +1,254 @@
+package cache
+
+import (
+	"context"
+	"time"
+)
+
+// probeInterval is how often an offline queue asks whether the server is
+// back.
+const probeInterval = 5 * time.Second
+
+// dispatch starts due uploads, oldest record first, with at most
+// Transfers in flight; while offline it probes the server instead.
+func (q *Queue) dispatch(ctx context.Context) {
+	defer q.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	slots := make(chan struct{}, q.opts.Transfers)
+	for {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return
+		}
+		next, wait := q.nextDueLocked()
+		if next != nil && !q.online {
+			// Offline: one upload at a time tries its luck; the rest wait
+			// for the probe.
+			if q.flyingCountLocked() > 0 {
+				next = nil
+				wait = probeInterval
+			}
+		}
+		if next != nil {
+			select {
+			case slots <- struct{}{}:
+				next.flying = next.rec.Seq
+				next.done, next.started = 0, time.Now()
+				rec := next.rec
+				q.mu.Unlock()
+				q.wg.Add(1)
+				go func() {
+					defer q.wg.Done()
+					defer func() { <-slots }()
+					q.run(ctx, rec)
+				}()
+				continue
+			default:
+				wait = time.Second // all workers busy; a finishing one wakes us
+			}
+		}
+		offline := !q.online
+		q.mu.Unlock()
+		if offline && q.flyingCount() == 0 {
+			q.probe(ctx)
+			if wait > probeInterval {
+				wait = probeInterval
+			}
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-q.wake:
+		case <-timer.C:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// nextDueLocked returns the due item with the lowest sequence number that
+// may start now, or how long until one is due.
+func (q *Queue) nextDueLocked() (*item, time.Duration) {
+	now := time.Now()
+	var best *item
+	wait := time.Hour
+	for p, it := range q.items {
+		if it.flying != 0 || it.perm || q.pausedLocked(p) {
+			continue
+		}
+		if d := it.due.Sub(now); d > 0 {
+			if d < wait {
+				wait = d
+			}
+			continue
+		}
+		if best == nil || it.rec.Seq < best.rec.Seq {
+			best = it
+		}
+	}
+	return best, wait
+}
+
+func (q *Queue) flyingCountLocked() int {
+	n := 0
+	for _, it := range q.items {
+		if it.flying != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+func (q *Queue) flyingCount() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.flyingCountLocked()
+}
+
+// probe asks the server whether it is back; if so, every waiting upload is
+// due at once.
+func (q *Queue) probe(ctx context.Context) {
+	pctx, cancel := context.WithTimeout(ctx, probeInterval)
+	err := q.up.Probe(pctx)
+	cancel()
+	if err != nil {
+		return
+	}
+	q.mu.Lock()
+	q.setOnlineLocked()
+	q.mu.Unlock()
+}
+
+// setOnlineLocked marks the server reachable and makes the uploads that
+// were waiting for it due now.
+func (q *Queue) setOnlineLocked() {
+	if q.online {
+		return
+	}
+	q.log.Info("the server answers again; uploading what was queued", "offline_for", time.Since(q.offSince).Round(time.Second))
+	q.online, q.lastErr = true, ""
+	now := time.Now()
+	for _, it := range q.items {
+		if it.lastErr != nil && !it.perm && it.due.After(now) {
+			it.due = now
+		}
+	}
+	q.changedLocked()
+}
+
+// run uploads one record and records the outcome.
+func (q *Queue) run(ctx context.Context, rec Record) {
+	progress := func(done int64) {
+		q.mu.Lock()
+		if it := q.items[rec.Path]; it != nil && it.flying == rec.Seq {
+			it.done = done
+		}
+		q.mu.Unlock()
+	}
+	conflict, err := q.up.Upload(ctx, rec, progress)
+	if ctx.Err() != nil && err != nil {
+		// Closing: the record stays in the journal.
+		q.mu.Lock()
+		if it := q.items[rec.Path]; it != nil && it.flying == rec.Seq {
+			it.flying = 0
+		}
+		q.changedLocked()
+		q.mu.Unlock()
+		return
+	}
+	q.mu.Lock()
+	it := q.items[rec.Path]
+	if it == nil || it.flying != rec.Seq {
+		// Renamed or removed meanwhile cannot happen (Pause waits for
+		// uploads in flight); be safe and keep the journal as it is.
+		q.changedLocked()
+		q.mu.Unlock()
+		return
+	}
+	if err != nil {
+		it.flying = 0
+		it.attempts++
+		it.lastErr = err
+		it.perm = q.up.Permanent(err)
+		backoff := time.Second << min(it.attempts-1, 10)
+		if backoff > q.opts.MaxBackoff {
+			backoff = q.opts.MaxBackoff
+		}
+		it.due = time.Now().Add(backoff)
+		if q.up.Offline(err) {
+			if q.online {
+				q.online, q.offSince = false, time.Now()
+				q.log.Warn("the server cannot be reached; uploads wait and are retried", "err", err)
+			}
+			q.lastErr = err.Error()
+		} else if it.perm {
+			q.log.Error("upload failed and will not be retried in this mount; the data stays in the journal", "path", rec.Path, "err", err)
+		} else {
+			q.log.Warn("upload failed; retrying", "path", rec.Path, "attempt", it.attempts, "in", backoff, "err", err)
+		}
+		q.changedLocked()
+		q.mu.Unlock()
+		return
+	}
+	q.setOnlineLocked()
+	q.uploadedFiles++
+	q.uploadedBytes += rec.Size
+	if conflict != "" {
+		q.conflicts = append(q.conflicts, Conflict{Path: rec.Path, Copy: conflict, Time: time.Now()})
+	}
+	// The item stays in flight until its record is gone from disk, so
+	// that a Sync that returns has nothing left in the journal.
+	finished := it.rec.Seq == rec.Seq && it.rec.Path == rec.Path && metaEqual(it.rec, rec)
+	superseded := it.rec.Seq != rec.Seq
+	q.mu.Unlock()
+	if finished || superseded {
+		if err := q.j.Delete(rec.Seq); err != nil {
+			q.log.Warn("removing a finished journal record failed; it will be uploaded again (unchanged) at the next mount", "path", rec.Path, "err", err)
+		}
+	}
+	q.mu.Lock()
+	it.flying = 0
+	var rewrite *Record
+	switch {
+	case it.rec.Seq != rec.Seq:
+		// Committed again during the upload: the new record waits its turn.
+	case finished && metaEqual(it.rec, rec):
+		delete(q.items, rec.Path)
+		q.j.Forget(rec.Data)
+	default:
+		// Metadata changed during the upload: send it too.
+		it.due = time.Now()
+		it.attempts, it.lastErr = 0, nil
+		if finished {
+			r := it.rec
+			rewrite = &r
+		}
+	}
+	q.changedLocked()
+	q.mu.Unlock()
+	if rewrite != nil {
+		q.j.Update(*rewrite, false)
+	}
+}
+
+// hasSeq reports whether p's queued record is still seq.
+func (q *Queue) hasSeq(p string, seq uint64) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	it := q.items[p]
+	return it != nil && it.rec.Seq == seq
+}
+
+// metaEqual reports whether two records carry the same metadata.
+func metaEqual(a, b Record) bool {
+	ja, _ := encodeRecord(Record{Seq: 1, Data: "d", Path: "p", Meta: a.Meta})
+	jb, _ := encodeRecord(Record{Seq: 1, Data: "d", Path: "p", Meta: b.Meta})
+	return string(ja) == string(jb)
+}
