@@ -296,6 +296,7 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	e.Name = name
 	n.fs.inos.forget(p)
 	n.fs.dirs.update(n.path(), name, &e)
+	n.fs.dirs.put(p, nil) // new and empty: lookups inside need no round trip
 	ch := n.newChild(ctx, name, e)
 	return ch, ch.Operations().(*Node).entryOut(out)
 }

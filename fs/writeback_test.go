@@ -1,0 +1,137 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cloudmount/cloudmount/backends"
+	"github.com/cloudmount/cloudmount/backends/memory"
+	"github.com/cloudmount/cloudmount/cache"
+)
+
+// mountAt mounts b with the cache directory dir and returns the mountpoint
+// and the mount; the caller unmounts.
+func mountAt(t *testing.T, b backends.Backend, dir string, o Options) (string, *Mounted, *cache.Store) {
+	t.Helper()
+	store, err := cache.Open(dir, cache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mnt := t.TempDir()
+	m, err := Mount(mnt, b, store, o)
+	if err != nil {
+		store.Close()
+		t.Fatal(err)
+	}
+	return mnt, m, store
+}
+
+func TestWritesQueueWhileOfflineAndReplayAfterCrash(t *testing.T) {
+	b := memory.New()
+	dir := t.TempDir()
+	mnt, m, store := mountAt(t, b, dir, Options{AttrTimeout: time.Millisecond})
+	os.Mkdir(filepath.Join(mnt, "d"), 0o755)
+	b.FailWith(backends.ErrUnavailable)
+	mtime := time.Date(2011, 1, 2, 3, 4, 5, 6, time.UTC)
+	for i := range 20 {
+		p := filepath.Join(mnt, "d", fmt.Sprintf("f%02d", i))
+		start := time.Now()
+		if err := os.WriteFile(p, []byte(p), 0o640); err != nil {
+			t.Fatalf("write while offline: %v", err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("close took %v while offline", d)
+		}
+		os.Chtimes(p, mtime, mtime)
+	}
+	entries, err := os.ReadDir(filepath.Join(mnt, "d"))
+	if err != nil || len(entries) != 20 {
+		t.Fatalf("listing while offline: %d entries, %v", len(entries), err)
+	}
+	if got, err := os.ReadFile(filepath.Join(mnt, "d", "f07")); err != nil || string(got) != filepath.Join(mnt, "d", "f07") {
+		t.Fatalf("read of a queued file: %q %v", got, err)
+	}
+	if st := m.Status(); st.QueuedFiles != 20 {
+		t.Fatalf("status %+v, want 20 queued", st)
+	}
+	// As after kill -9: nothing drained, the journal stays.
+	m.Server.Unmount()
+	m.Drain(0)
+	store.Close()
+	if _, ok := b.Content("d/f00"); ok {
+		t.Fatal("uploaded while the server was down")
+	}
+
+	b.FailWith(nil)
+	mnt2, m2, store2 := mountAt(t, b, dir, Options{})
+	defer func() { m2.Server.Unmount(); m2.Drain(time.Second); store2.Close() }()
+	if fi, err := os.Stat(filepath.Join(mnt2, "d", "f03")); err != nil || !fi.ModTime().Equal(mtime) {
+		t.Fatalf("queued file after remount: %v %v", fi, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := m2.Sync(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		rel := fmt.Sprintf("d/f%02d", i)
+		got, ok := b.Content(rel)
+		e, _ := b.Stat(ctx, rel)
+		if !ok || string(got) != filepath.Join(mnt, rel) || e.Meta.MTime == nil || !e.Meta.MTime.Equal(mtime) {
+			t.Fatalf("%s on the server: %q %v, mtime %v", rel, got, ok, e.Meta.MTime)
+		}
+	}
+}
+
+func TestQueuedRenameAndDeleteAreVisibleAtOnce(t *testing.T) {
+	b := memory.New()
+	mnt, m, store := mountAt(t, b, t.TempDir(), Options{WritebackDelay: time.Hour})
+	defer func() { m.Server.Unmount(); m.Drain(5 * time.Second); store.Close() }()
+	tmp, final, gone := filepath.Join(mnt, ".f.XXXX"), filepath.Join(mnt, "f"), filepath.Join(mnt, "gone")
+	os.WriteFile(tmp, []byte("content"), 0o600)
+	mt := time.Unix(1234567890, 0)
+	os.Chtimes(tmp, mt, mt)
+	os.Chmod(tmp, 0o644)
+	if err := os.Rename(tmp, final); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(gone, []byte("x"), 0o600)
+	if err := os.Remove(gone); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(gone); !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("removed queued file: %v", err)
+	}
+	if _, err := os.Stat(tmp); !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("old name after rename: %v", err)
+	}
+	fi, err := os.Stat(final)
+	if err != nil || fi.Size() != 7 || !fi.ModTime().Equal(mt) || fi.Mode().Perm() != 0o644 {
+		t.Fatalf("renamed queued file: %v %v", fi, err)
+	}
+	if st := m.Status(); st.QueuedFiles != 1 {
+		t.Fatalf("status %+v: want only f queued", st)
+	}
+	puts := b.Calls("Put")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.Sync(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if b.Calls("Put")-puts != 1 || b.Calls("SetMeta") != 0 {
+		t.Fatalf("%d puts and %d metadata calls for create, utimens, chmod and rename; want one put", b.Calls("Put")-puts, b.Calls("SetMeta"))
+	}
+	e, err := b.Stat(ctx, "f")
+	if err != nil || e.Meta.MTime == nil || !e.Meta.MTime.Equal(mt) || *e.Meta.Mode != 0o644 {
+		t.Fatalf("server: %+v %v", e, err)
+	}
+	if _, err := b.Stat(ctx, ".f.XXXX"); err == nil {
+		t.Fatal("temporary name uploaded")
+	}
+}
