@@ -4,6 +4,7 @@ import (
 	"context"
 	"syscall"
 
+	"github.com/cloudmount/cloudmount/backends"
 	"github.com/cloudmount/cloudmount/cache"
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 )
@@ -65,8 +66,10 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 		}
 		src.rebase(ctx, to)
 	} else if dstExists && (dst == nil || !dst.isLocal()) {
-		// The local file replaces a remote one: its upload must overwrite it.
-		np.removeRemote(ctx, to)
+		// The local file replaces a remote one (rsync, editors: write a
+		// temporary file, rename it over the original): its upload becomes
+		// an edit of that file, which it skips if the content is the same.
+		src.replaceRemote(ctx, to, dst)
 	}
 	n.fs.dropQueued(to)
 	if dst != nil {
@@ -171,5 +174,50 @@ func (n *Node) rebase(ctx context.Context, to string) {
 	n.mu.Unlock()
 	if _, err := n.fs.q.SetMeta(n.path(), func(r *cache.Record) { r.Base = e.Version }); err != nil {
 		n.fs.log.Warn("journal update failed", "path", to, "err", err)
+	}
+}
+
+// replaceRemote makes a local file that is renamed over the server's file
+// to an edit of that file: based on its version, with its entry, so the
+// upload replaces it only if nobody changed it meanwhile, and only sends
+// metadata if the content is the same.
+func (n *Node) replaceRemote(ctx context.Context, to string, dst *Node) {
+	var e backends.Entry
+	found := false
+	if dst != nil {
+		e, found = dst.snapshot(), true
+	} else {
+		dir, name := splitPath(to)
+		if e, found, _ = n.fs.dirs.lookupWithin(dir, name, n.fs.opts.AttrTimeout); !found {
+			cctx, cancel := n.fs.call(ctx)
+			se, err := n.fs.be.Stat(cctx, to)
+			cancel()
+			if err != nil {
+				e, found, _ = n.fs.dirs.lookupStale(dir, name)
+			} else {
+				e, found = se, true
+			}
+		}
+		e = n.fs.resolve(to, e)
+	}
+	if !found || e.IsDir || e.Version == "" {
+		// Unknown: the upload is a create, which keeps a conflict copy
+		// rather than replace what it cannot see.
+		return
+	}
+	n.mu.Lock()
+	st := n.staged
+	if st == nil {
+		n.mu.Unlock()
+		return
+	}
+	_, e.Name = splitPath(to)
+	n.local, st.base, n.entry = false, e.Version, e
+	committed := st.committed
+	n.mu.Unlock()
+	if committed {
+		if _, err := n.fs.q.SetMeta(n.path(), func(r *cache.Record) { r.Create, r.Base = false, e.Version }); err != nil {
+			n.fs.log.Warn("journal update failed", "path", to, "err", err)
+		}
 	}
 }

@@ -135,3 +135,50 @@ func TestQueuedRenameAndDeleteAreVisibleAtOnce(t *testing.T) {
 		t.Fatal("temporary name uploaded")
 	}
 }
+
+func TestRenameOverIdenticalFileSendsOnlyMetadata(t *testing.T) {
+	b := memory.New()
+	mnt, m, store := mountAt(t, b, t.TempDir(), Options{WritebackDelay: time.Hour})
+	defer func() { m.Server.Unmount(); m.Drain(5 * time.Second); store.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	final := filepath.Join(mnt, "f")
+	os.WriteFile(final, []byte("same content"), 0o644)
+	if err := m.Sync(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	puts := b.Calls("Put")
+	// rsync after touch: a temporary copy with the new mtime, renamed over.
+	tmp := filepath.Join(mnt, ".f.abcd")
+	os.WriteFile(tmp, []byte("same content"), 0o600)
+	mt := time.Unix(1700000000, 5)
+	os.Chtimes(tmp, mt, mt)
+	os.Chmod(tmp, 0o644)
+	if err := os.Rename(tmp, final); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Sync(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if b.Calls("Put") != puts {
+		t.Fatalf("identical content uploaded again (%d puts)", b.Calls("Put")-puts)
+	}
+	e, err := b.Stat(ctx, "f")
+	if err != nil || e.Meta.MTime == nil || !e.Meta.MTime.Equal(mt) {
+		t.Fatalf("new mtime not stored: %+v %v", e.Meta, err)
+	}
+	// A different content of the same size is uploaded.
+	os.WriteFile(tmp, []byte("SAME CONTENT"), 0o644)
+	if err := os.Rename(tmp, final); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Sync(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := b.Content("f"); string(got) != "SAME CONTENT" {
+		t.Fatalf("server has %q", got)
+	}
+	if entries, _ := b.List(ctx, ""); len(entries) != 1 {
+		t.Fatalf("server has %d entries, want only f (no conflict copy)", len(entries))
+	}
+}
