@@ -17,14 +17,15 @@ import (
 // Lookup implements fusefs.NodeLookuper. A fresh listing of the directory
 // answers without a round trip, also for names that do not exist.
 func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	dir := n.path()
+	p := n.childPath(name)
+	ln := n.fs.live.get(p)
 	if ch := n.GetChild(name); ch != nil {
-		if cn, ok := ch.Operations().(*Node); ok && cn.isLocal() {
+		if cn, ok := ch.Operations().(*Node); ok && (cn.isLocal() || cn == ln) {
 			return ch, cn.entryOut(out)
 		}
 	}
-	dir := n.path()
-	p := n.childPath(name)
-	if ln := n.fs.live.get(p); ln != nil {
+	if ln != nil {
 		// Queued for upload: the local content is the truth.
 		cn := n.fs.adopt(p, ln)
 		ch := n.NewInode(ctx, cn, fusefs.StableAttr{Mode: kind(cn.snapshot()), Ino: n.fs.inos.get(p)})

@@ -146,7 +146,7 @@ func (f *fsys) Upload(ctx context.Context, rec cache.Record, progress func(int64
 		}
 		n.upMu.Unlock() // adopted by a new inode meanwhile
 	}
-	defer n.upMu.Unlock()
+	defer func() { n.upMu.Unlock() }() // n may change to an adopter below
 	// The node's pending metadata is at least as new as the record's:
 	// setMeta changes it first.
 	n.mu.Lock()
@@ -156,6 +156,13 @@ func (f *fsys) Upload(ctx context.Context, rec cache.Record, progress func(int64
 		return "", n.storePending(ctx, rec.Path)
 	}
 	conflict, err := n.uploadTo(withProgress(ctx, progress), rec.Path)
+	if cur := f.live.get(rec.Path); cur != nil && cur != n {
+		// Adopted by a new inode during the upload.
+		n.handOver(cur)
+		n.upMu.Unlock()
+		n = cur
+		n.upMu.Lock()
+	}
 	if err != nil {
 		return "", err
 	}
@@ -222,9 +229,10 @@ func (f *fsys) detachedNode(rec cache.Record) (*Node, error) {
 // adopt gives a live node whose inode the kernel forgot (or never had) a
 // node that can be put in the tree: the node itself if it never had an
 // inode, else a copy that takes over its state.
+//
+// It does not wait for an upload of the node in flight: that upload hands
+// its outcome to the adopter when it ends (handOver).
 func (f *fsys) adopt(p string, ln *Node) *Node {
-	ln.upMu.Lock()
-	defer ln.upMu.Unlock()
 	ln.mu.Lock()
 	defer ln.mu.Unlock()
 	if ln.detached {
@@ -235,6 +243,16 @@ func (f *fsys) adopt(p string, ln *Node) *Node {
 		local: ln.local, target: ln.target, cached: ln.cached}
 	f.live.set(p, cn)
 	return cn
+}
+
+// handOver gives the node that adopted n the state n's upload left.
+func (n *Node) handOver(to *Node) {
+	n.mu.Lock()
+	local, entry, fetched, pending, cached, staged := n.local, n.entry, n.fetched, n.pending, n.cached, n.staged
+	n.mu.Unlock()
+	to.mu.Lock()
+	to.local, to.entry, to.fetched, to.pending, to.cached, to.staged = local, entry, fetched, pending, cached, staged
+	to.mu.Unlock()
 }
 
 // Probe implements cache.Uploader.
