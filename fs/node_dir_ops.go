@@ -343,6 +343,7 @@ func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
 		cn.discard()
 	}
 	n.forgetPath(p)
+	n.fs.store.Blocks.Drop(p)
 	return 0
 }
 
@@ -393,6 +394,7 @@ func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
 		return errno
 	}
 	n.forgetPath(p)
+	n.fs.store.Blocks.DropTree(p)
 	return 0
 }
 

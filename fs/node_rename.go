@@ -80,6 +80,14 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 	}
 	n.fs.live.rename(from, to)
 	n.fs.inos.rename(from, to)
+	// Cached blocks belong to a path: they go with the old names.
+	if srcDir {
+		n.fs.store.Blocks.DropTree(from)
+		n.fs.store.Blocks.DropTree(to)
+	} else {
+		n.fs.store.Blocks.Drop(from)
+		n.fs.store.Blocks.Drop(to)
+	}
 	if n.fs.store != nil {
 		n.fs.store.Index.Rename(from, to)
 	}

@@ -2,76 +2,90 @@ package fs
 
 import (
 	"context"
-	"errors"
 	"io"
+	"strconv"
 	"sync"
+
+	"github.com/cloudmount/cloudmount/backends"
+	"github.com/cloudmount/cloudmount/cache"
 )
 
-// skipLimit is how far ahead a sequential stream is read and discarded
-// rather than reopened at the new offset.
-const skipLimit = 1 << 20
-
-// remoteReader streams a file from the server for one handle: sequential
-// reads continue one ranged GET; a seek opens a new one.
+// remoteReader reads a file that has no staging file for one handle,
+// through the block cache (cache.Reader): blocks on local disk are read from
+// there, even while the server cannot be reached; missing ones are fetched
+// with ranged reads, one fetch per block however many handles want it, and
+// a handle that reads sequentially keeps one stream open ahead of it.
 type remoteReader struct {
-	mu  sync.Mutex // protects the fields below
-	rc  io.ReadCloser
-	wd  *watchdog
-	pos int64
+	mu sync.Mutex // protects rd
+	rd *cache.Reader
 }
 
-// readAt fills dest with the bytes at off, reopening the stream when off is
-// not where it stands. A broken stream is reopened once.
+// readAt fills dest with the bytes at off of the server's current version
+// of the file (the node's entry), as far as the file goes.
 func (r *remoteReader) readAt(ctx context.Context, n *Node, dest []byte, off int64) (int, error) {
+	n.mu.Lock()
+	k := cache.Key{Path: n.path(), Version: contentVersion(n.entry), Size: n.entry.Size}
+	n.mu.Unlock()
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	for attempt := 0; ; attempt++ {
-		if r.rc != nil && off > r.pos && off-r.pos <= skipLimit {
-			if _, err := io.CopyN(io.Discard, kickReader{r.rc, r.wd}, off-r.pos); err != nil {
-				r.closeLocked()
-			} else {
-				r.pos = off
-			}
-		}
-		if r.rc == nil || off != r.pos {
-			r.closeLocked()
-			wctx, wd := newWatchdog(ctx, n.fs.opts.Timeout)
-			rc, err := n.fs.be.Read(wctx, n.path(), off, -1)
-			if err != nil {
-				wd.stop()
-				return 0, err
-			}
-			r.rc, r.wd, r.pos = rc, wd, off
-		}
-		r.wd.kick()
-		k, err := io.ReadFull(kickReader{r.rc, r.wd}, dest)
-		r.pos += int64(k)
-		if err == nil || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return k, nil
-		}
-		r.closeLocked()
-		if k > 0 {
-			return k, nil
-		}
-		if attempt > 0 {
-			return 0, err
-		}
+	if r.rd == nil {
+		r.rd = n.fs.store.Blocks.NewReader(n.fs.openStream)
 	}
+	rd := r.rd
+	r.mu.Unlock()
+	return rd.ReadAt(ctx, k, dest, off)
 }
 
 func (r *remoteReader) close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.closeLocked()
+	if r.rd != nil {
+		r.rd.Close()
+		r.rd = nil
+	}
 }
 
-func (r *remoteReader) closeLocked() {
-	if r.rc != nil {
-		r.rc.Close()
-		r.rc = nil
+// contentVersion names the server's version of a file's content for the
+// block cache: the ETag, or size and mtime where the server has no ETag (as
+// the metadata index does). "" (no mtime either) reads without caching.
+func contentVersion(e backends.Entry) string {
+	if e.Version != "" {
+		return e.Version
 	}
-	if r.wd != nil {
-		r.wd.stop()
-		r.wd = nil
+	if e.ModTime.IsZero() {
+		return ""
 	}
+	return "~" + strconv.FormatInt(e.Size, 10) + "/" + strconv.FormatInt(e.ModTime.UnixNano(), 10)
+}
+
+// openStream opens a ranged stream of the file at p for the block cache. The
+// stream fails when no data arrives for the mount's timeout (its deadline
+// is one of progress, not of length) and ends when ctx does.
+func (f *fsys) openStream(ctx context.Context, p string, off, length int64) (io.ReadCloser, error) {
+	wctx, wd := newWatchdog(ctx, f.opts.Timeout)
+	stop := context.AfterFunc(ctx, wd.stop)
+	rc, err := f.be.Read(wctx, p, off, length)
+	if err != nil {
+		stop()
+		wd.stop()
+		return nil, err
+	}
+	return &watchedStream{r: kickReader{rc, wd}, rc: rc, wd: wd, stop: stop}, nil
+}
+
+// watchedStream is a stream with its watchdog.
+type watchedStream struct {
+	r    io.Reader
+	rc   io.ReadCloser
+	wd   *watchdog
+	stop func() bool
+}
+
+func (s *watchedStream) Read(p []byte) (int, error) { return s.r.Read(p) }
+
+// Close ends the stream. The watchdog goes first: it cancels the request,
+// which a Close of an HTTP body in the middle of a Read would wait for.
+func (s *watchedStream) Close() error {
+	s.stop()
+	s.wd.stop()
+	return s.rc.Close()
 }
