@@ -28,6 +28,8 @@ type Status struct {
 	// the mount.
 	UploadedFiles int   `json:"uploaded_files"`
 	UploadedBytes int64 `json:"uploaded_bytes"`
+	// Cache describes the block cache.
+	Cache BlockStats `json:"cache"`
 }
 
 // Transfer is one upload in progress.

@@ -21,7 +21,11 @@ type Mounted struct {
 }
 
 // Status reports the write-back queue and the connection.
-func (m *Mounted) Status() cache.Status { return m.f.q.Status() }
+func (m *Mounted) Status() cache.Status {
+	st := m.f.q.Status()
+	st.Cache = m.f.store.Blocks.Stats()
+	return st
+}
 
 // Sync waits until everything committed before the call is on the server.
 func (m *Mounted) Sync(ctx context.Context, progress func(cache.Status)) error {
