@@ -35,6 +35,12 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return unmountCommand(args[1:], stdout)
 	case "serve":
 		return serveCommand(args[1:], stdout, stderr)
+	case "status":
+		return statusCommand(args[1:], stdout)
+	case "sync":
+		return syncCommand(args[1:], stdout, stderr)
+	case "verify":
+		return verifyCommand(args[1:], stdout, stderr)
 	case "version", "--version":
 		return versionCommand(args[1:], stdout)
 	case "help", "-h", "--help":

@@ -47,6 +47,11 @@ func serveMount(cfg *mountConfig, log *slog.Logger, ready func()) error {
 		return err
 	}
 	defer closeAll()
+	if stop, err := startControl(cfg.Mountpoint, m, log); err != nil {
+		log.Warn("no control socket: status, sync and verify will not reach this mount", "err", err)
+	} else {
+		defer stop() // after the drain: status and sync answer while it runs
+	}
 	ready()
 	log.Info("mounted", "mountpoint", cfg.Mountpoint, "source", cfg.FSName)
 	if ctx.Err() != nil {

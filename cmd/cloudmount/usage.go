@@ -16,9 +16,12 @@ Usage:
   cloudmount SOURCE MOUNTPOINT [-o OPT,OPT...] [flags]   mount (the form mount(8) uses)
   cloudmount mount SOURCE MOUNTPOINT [flags]             the same
   cloudmount unmount MOUNTPOINT                          unmount and wait until it is gone
+  cloudmount status [MOUNTPOINT] [--json]                queue, uploads, failures, conflicts
+  cloudmount sync [MOUNTPOINT] [--timeout D]             wait until the queue is on the server
+  cloudmount verify [PATH] [--json]                      compare known hashes with the server
   cloudmount serve webdav DIR [--addr HOST:PORT]         serve DIR over WebDAV (demo)
   cloudmount version                                     print the version
-  cloudmount help [mount|unmount|serve]                  show help
+  cloudmount help [mount|unmount|status|sync|verify|serve] show help
 
 SOURCE is a WebDAV URL: https://host/path/, http://..., davs://host/path
 (https) or dav://host/path (http). The user name may be in the URL
@@ -35,7 +38,8 @@ file (~/.config/cloudmount/secrets, mode 0600, lines "URL user password"),
 fstab (put the remote user in the URL: mount(8) may pass user=LOCALUSER):
   https://alice@host/dav/  /home/alice/cloud  fuse.cloudmount  noauto,user,_netdev  0 0
 
-Exit codes: 0 success, 1 mount failed, 2 wrong usage.
+Exit codes: 0 success, 1 failure (the mount failed; sync and verify: see
+their help), 2 wrong usage.
 Run 'cloudmount help mount' for the mount flags and -o options.
 `
 
@@ -62,6 +66,49 @@ option is an error.
 
 Unmounts a cloudmount mount (fusermount3 -u, or umount(2) as root) and waits
 until the kernel no longer lists it.
+
+Flags:
+`
+	statusUsageHead = `Usage: cloudmount status [MOUNTPOINT] [--json]
+
+Shows what the daemon of a mount is doing: online or offline (since when,
+and why), the files and bytes queued for upload, the uploads in progress
+with their rates, failed uploads with their last error, conflict copies and
+quarantined journal records. MOUNTPOINT (or any path in the mount) defaults
+to the mount that holds the current directory; outside any mount, every
+cloudmount mount of the user is shown (--json then prints an array).
+The daemon answers on a unix socket only its user can open.
+
+Exit codes: 0 the daemon answered, 1 it did not (or is no cloudmount mount).
+
+Flags:
+`
+	syncUsageHead = `Usage: cloudmount sync [MOUNTPOINT] [--timeout DURATION] [-q]
+
+Waits until everything written to the mount before the command started is
+on the server, showing progress (a bar on a terminal, else a line every
+10s on stderr). Run it after rsync in a backup script. MOUNTPOINT (or any
+path in the mount) defaults to the mount that holds the current directory.
+While the server cannot be reached it keeps waiting, unless --timeout says
+otherwise. Ctrl-C stops the wait, not the uploads.
+
+Exit codes: 0 everything is on the server; 1 an upload failed permanently
+(the failed files and errors are printed; the data stays in the journal),
+the timeout passed, or the daemon could not be asked.
+
+Flags:
+`
+	verifyUsageHead = `Usage: cloudmount verify [PATH] [--json] [-q]
+
+Reads every file at or below PATH (default: the current directory, which
+must be in a cloudmount mount) from the server, bypassing the local cache,
+and compares its SHA-256 with the hash the mount believes in (the one
+stored on the server, or in the local index where the server cannot store
+one). Files with no known hash are hashed and counted; files with local
+changes not yet uploaded are skipped. Shows a progress bar on a terminal.
+
+Exit codes: 0 every file read matches; 1 some differ or could not be read
+(each is listed), or the daemon could not be asked.
 
 Flags:
 `
@@ -92,8 +139,14 @@ func helpCommand(args []string, stdout io.Writer) error {
 		return unmountCommand([]string{"--help"}, stdout)
 	case "serve":
 		return serveCommand([]string{"--help"}, stdout, io.Discard)
+	case "status":
+		return statusCommand([]string{"--help"}, stdout)
+	case "sync":
+		return syncCommand([]string{"--help"}, stdout, io.Discard)
+	case "verify":
+		return verifyCommand([]string{"--help"}, stdout, io.Discard)
 	}
-	return usageErrorf("no help on %q: try mount, unmount or serve", args[0])
+	return usageErrorf("no help on %q: try mount, unmount, status, sync, verify or serve", args[0])
 }
 
 // flagUsages lists the flags of a FlagSet, one per line, as the help texts show
