@@ -99,7 +99,8 @@ demo: build
 	echo "cloudmount demo: $(DEMO_DIR)/data is served at http://127.0.0.1:$$port/"; \
 	echo "and mounted on ./$(DEMO_MNT). Try:"; \
 	echo "  ls -l $(DEMO_MNT)/ && cat $(DEMO_MNT)/hello.txt"; \
-	echo "  cp -a /etc/hosts $(DEMO_MNT)/ && ls -l $(DEMO_MNT)/ $(DEMO_DIR)/data/"; \
+	echo "  cp -a /etc/hosts $(DEMO_MNT)/ && $(BIN) status $(DEMO_MNT)"; \
+	echo "  $(BIN) sync $(DEMO_MNT) && ls -l $(DEMO_DIR)/data/"; \
 	echo "  mkdir $(DEMO_MNT)/backup && rsync -a --stats /usr/share/doc/bash/ $(DEMO_MNT)/backup/   (run it twice)"; \
 	echo "  df -h $(DEMO_MNT)"; \
 	echo "Logs: $(DEMO_DIR)/serve.log, $(DEMO_DIR)/mount.log"; \
@@ -107,6 +108,7 @@ demo: build
 
 demo-stop:
 	@if grep -qs " $(CURDIR)/$(DEMO_MNT) " /proc/mounts; then \
+	  $(BIN) sync --timeout 60s $(DEMO_MNT) || true; \
 	  $(BIN) unmount $(DEMO_MNT) || fusermount3 -u $(DEMO_MNT); \
 	  echo "demo: unmounted ./$(DEMO_MNT)"; fi
 	@if [ -f $(DEMO_DIR)/serve.pid ]; then \

@@ -414,9 +414,12 @@ func (q *Queue) Status() Status {
 }
 
 func (q *Queue) statusLocked() Status {
-	st := Status{Online: q.online, LastError: q.lastErr, Quarantined: q.quarantined,
+	// Lists are never null in JSON: scripts can iterate them.
+	st := Status{Online: q.online, LastError: q.lastErr,
+		Quarantined: append([]string{}, q.quarantined...),
 		UploadedFiles: q.uploadedFiles, UploadedBytes: q.uploadedBytes,
-		Conflicts: append([]Conflict(nil), q.conflicts...)}
+		Conflicts: append([]Conflict{}, q.conflicts...),
+		Uploading: []Transfer{}, Failed: []Failure{}}
 	if !q.online {
 		st.OfflineSince = q.offSince
 	}

@@ -8,7 +8,7 @@ type Status struct {
 	// Online is false while the server cannot be reached; OfflineSince and
 	// LastError then say since when and why.
 	Online       bool      `json:"online"`
-	OfflineSince time.Time `json:"offline_since,omitempty"`
+	OfflineSince time.Time `json:"offline_since,omitzero"`
 	LastError    string    `json:"last_error,omitempty"`
 	// QueuedFiles and QueuedBytes count uploads not yet on the server,
 	// including the ones in progress.
@@ -47,7 +47,7 @@ type Failure struct {
 	Attempts  int       `json:"attempts"`
 	LastError string    `json:"last_error"`
 	Permanent bool      `json:"permanent"`
-	NextTry   time.Time `json:"next_try,omitempty"`
+	NextTry   time.Time `json:"next_try,omitzero"`
 }
 
 // Conflict is a local version that went to a conflict copy because the
