@@ -416,7 +416,7 @@ func (q *Queue) Status() Status {
 func (q *Queue) statusLocked() Status {
 	// Lists are never null in JSON: scripts can iterate them.
 	st := Status{Online: q.online, LastError: q.lastErr,
-		Quarantined: append([]string{}, q.quarantined...),
+		Quarantined:   append([]string{}, q.quarantined...),
 		UploadedFiles: q.uploadedFiles, UploadedBytes: q.uploadedBytes,
 		Conflicts: append([]Conflict{}, q.conflicts...),
 		Uploading: []Transfer{}, Failed: []Failure{}}
