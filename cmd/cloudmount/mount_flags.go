@@ -60,7 +60,7 @@ func newMountFlagSet(f *mountFlags) *pflag.FlagSet {
 	f.timeout = duration(30 * time.Second)
 	f.attrTimeout = duration(time.Second)
 	f.dirCacheTime = duration(time.Minute)
-	f.writebackDelay = duration(3 * time.Second)
+	f.writebackDelay = duration(2 * time.Second)
 	f.drainTimeout = duration(time.Minute)
 	flags.BoolVarP(&f.foreground, "foreground", "f", false, "stay in the foreground, log to stderr, unmount on Ctrl-C")
 	flags.StringVar(&f.user, "user", "", "remote user `NAME` (also from the URL: https://NAME@host/...)")
