@@ -312,9 +312,13 @@ func (q *Queue) Sync(ctx context.Context, progress func(Status)) error {
 	defer stop()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	finished := make(chan struct{})
+	defer close(finished)
 	go func() {
 		for {
 			select {
+			case <-finished:
+				return
 			case <-ctx.Done():
 				return
 			case <-tick.C:
