@@ -383,6 +383,15 @@ func (q *Queue) Drain(timeout time.Duration) int {
 	if files == 0 {
 		return 0
 	}
+	if st := q.Status(); !st.Online {
+		pctx, pcancel := context.WithTimeout(ctx, probeInterval)
+		err := q.up.Probe(pctx)
+		pcancel()
+		if err != nil {
+			q.log.Warn("the server cannot be reached: what is queued stays in the journal and is uploaded at the next mount with this cache directory", "files", files, "bytes", bytes)
+			return files
+		}
+	}
 	q.log.Info("uploading what is queued before unmounting", "files", files, "bytes", bytes, "timeout", timeout)
 	err := q.Sync(ctx, func(s Status) {
 		q.log.Info("draining the upload queue", "files", s.QueuedFiles, "bytes", s.QueuedBytes, "online", s.Online)
