@@ -147,6 +147,17 @@ type listing struct {
 	partial bool
 	// absent holds names the server said do not exist, with when.
 	absent map[string]time.Time
+	// times holds when single entries were learnt since the listing was
+	// read (lookups, this mount's own changes).
+	times map[string]time.Time
+}
+
+// entryTime is when the entry of name was read from the server.
+func (l *listing) entryTime(name string) time.Time {
+	if t, ok := l.times[name]; ok {
+		return t
+	}
+	return l.at
 }
 
 func newDirCache(ttl time.Duration) *dirCache {
@@ -171,20 +182,33 @@ func (d *dirCache) lookup(dir, name string) (e backends.Entry, found, known bool
 
 // lookupWithin is lookup for listings and negative entries younger than ttl.
 func (d *dirCache) lookupWithin(dir, name string, ttl time.Duration) (e backends.Entry, found, known bool) {
+	e, found, known, _ = d.lookupAt(dir, name, ttl)
+	return e, found, known
+}
+
+// lookupAt is lookupWithin that also says when the answer was read from
+// the server.
+func (d *dirCache) lookupAt(dir, name string, ttl time.Duration) (e backends.Entry, found, known bool, at time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	l, ok := d.byD[dir]
 	if !ok {
-		return backends.Entry{}, false, false
+		return backends.Entry{}, false, false, at
 	}
 	if at, ok := l.absent[name]; ok && time.Since(at) <= ttl {
-		return backends.Entry{}, false, true
+		return backends.Entry{}, false, true, at
 	}
-	if time.Since(l.at) > ttl {
-		return backends.Entry{}, false, false
+	if e, found = l.entries[name]; found {
+		at = l.entryTime(name)
+		if time.Since(at) > ttl {
+			return backends.Entry{}, false, false, at
+		}
+		return e, true, true, at
 	}
-	e, found = l.entries[name]
-	return e, found, found || !l.partial
+	if l.partial || time.Since(l.at) > ttl {
+		return backends.Entry{}, false, false, at
+	}
+	return backends.Entry{}, false, true, l.at
 }
 
 // lookupStale answers from the last listing however old: for a server that
@@ -224,6 +248,17 @@ func (d *dirCache) absent(dir, name string) {
 	l.absent[name] = time.Now()
 }
 
+// found remembers a single lookup's answer, also where dir has no full
+// listing, so that it can answer while the server is unreachable.
+func (d *dirCache) found(dir, name string, e backends.Entry) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l := d.partialLocked(dir)
+	delete(l.absent, name)
+	l.entries[name] = e
+	l.times[name] = time.Now()
+}
+
 // partialLocked returns dir's listing, starting a partial one if there is
 // none. d.mu must be held.
 func (d *dirCache) partialLocked(dir string) *listing {
@@ -234,6 +269,9 @@ func (d *dirCache) partialLocked(dir string) *listing {
 	}
 	if l.absent == nil {
 		l.absent = map[string]time.Time{}
+	}
+	if l.times == nil {
+		l.times = map[string]time.Time{}
 	}
 	return l
 }
@@ -251,6 +289,10 @@ func (d *dirCache) update(dir, name string, e *backends.Entry) {
 		delete(l.entries, name)
 	} else {
 		l.entries[name] = *e
+		if l.times == nil {
+			l.times = map[string]time.Time{}
+		}
+		l.times[name] = time.Now()
 	}
 }
 

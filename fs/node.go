@@ -75,21 +75,23 @@ func (n *Node) childPath(name string) string {
 }
 
 // newChild makes (or reuses) the inode for the entry e named name below n.
-func (n *Node) newChild(ctx context.Context, name string, e backends.Entry) *fusefs.Inode {
+// at is when e was read from the server.
+func (n *Node) newChild(ctx context.Context, name string, e backends.Entry, at time.Time) *fusefs.Inode {
 	mode := kind(e)
 	if ch := n.GetChild(name); ch != nil {
 		if cn, ok := ch.Operations().(*Node); ok && ch.StableAttr().Mode == mode {
-			cn.refresh(e)
+			cn.refresh(e, at)
 			return ch
 		}
 	}
-	cn := &Node{fs: n.fs, entry: e, fetched: time.Now()}
+	cn := &Node{fs: n.fs, entry: e, fetched: at}
 	ino := n.fs.inos.get(n.childPath(name))
 	return n.NewInode(ctx, cn, fusefs.StableAttr{Mode: mode, Ino: ino})
 }
 
-// refresh takes a newer entry from the server, unless local data is newer.
-func (n *Node) refresh(e backends.Entry) {
+// refresh takes an entry read from the server at the time at, unless
+// local data is newer.
+func (n *Node) refresh(e backends.Entry, at time.Time) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.staged != nil || n.local {
@@ -98,7 +100,7 @@ func (n *Node) refresh(e backends.Entry) {
 	if e.Version != n.entry.Version {
 		n.target = ""
 	}
-	n.entry, n.fetched = e, time.Now()
+	n.entry, n.fetched = e, at
 }
 
 // snapshot returns the node's entry.
@@ -204,13 +206,13 @@ func (n *Node) revalidate(ctx context.Context, listingAge time.Duration) syscall
 		// A recent listing of the parent (ls -l, file managers, rsync:
 		// readdir, then a stat of every entry) answers.
 		dir, name := splitPath(p)
-		if e, found, known := n.fs.dirs.lookupWithin(dir, name, listingAge); known {
+		if e, found, known, at := n.fs.dirs.lookupAt(dir, name, listingAge); known {
 			if !found {
 				return syscall.ENOENT
 			}
 			if kind(e) == n.StableAttr().Mode {
 				e.Name = name
-				n.refresh(n.fs.resolve(p, e))
+				n.refresh(n.fs.resolve(p, e), at)
 				return 0
 			}
 		}
@@ -223,7 +225,7 @@ func (n *Node) revalidate(ctx context.Context, listingAge time.Duration) syscall
 		if p == "" {
 			e.Name = ""
 		}
-		n.refresh(n.fs.resolve(p, e))
+		n.refresh(n.fs.resolve(p, e), time.Now())
 	case toErrno(err) == syscall.ENOENT:
 		return syscall.ENOENT
 	case err != nil:

@@ -31,8 +31,9 @@ func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 		ch := n.NewInode(ctx, cn, fusefs.StableAttr{Mode: kind(cn.snapshot()), Ino: n.fs.inos.get(p)})
 		return ch, cn.entryOut(out)
 	}
-	e, found, known := n.fs.dirs.lookup(dir, name)
+	e, found, known, at := n.fs.dirs.lookupAt(dir, name, n.fs.opts.DirCacheTime)
 	if !known {
+		at = time.Now()
 		cctx, cancel := n.fs.call(ctx)
 		var err error
 		e, err = n.fs.be.Stat(cctx, p)
@@ -41,7 +42,7 @@ func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 		case err == nil:
 			found = true
 			e.Name = name
-			n.fs.dirs.update(dir, name, &e)
+			n.fs.dirs.found(dir, name, e)
 		case toErrno(err) == syscall.ENOENT:
 			n.fs.dirs.absent(dir, name)
 		case n.fs.Offline(err):
@@ -60,7 +61,7 @@ func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 		return nil, syscall.ENOENT
 	}
 	e.Name = name
-	ch := n.newChild(ctx, name, n.fs.resolve(p, e))
+	ch := n.newChild(ctx, name, n.fs.resolve(p, e), at)
 	return ch, ch.Operations().(*Node).entryOut(out)
 }
 
@@ -298,7 +299,7 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	n.fs.inos.forget(p)
 	n.fs.dirs.update(n.path(), name, &e)
 	n.fs.dirs.put(p, nil) // new and empty: lookups inside need no round trip
-	ch := n.newChild(ctx, name, e)
+	ch := n.newChild(ctx, name, e, time.Now())
 	return ch, ch.Operations().(*Node).entryOut(out)
 }
 

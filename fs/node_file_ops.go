@@ -199,6 +199,13 @@ func (n *Node) uploadTo(ctx context.Context, p string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if n.fs.caps.MetaStore && meta.MTime != nil && e.Meta.MTime == nil {
+		// The content is stored but its metadata is not (the PROPPATCH
+		// after the PUT failed): keep all of it pending, and fail this
+		// attempt so that the queue retries, which then sends only it.
+		n.settle(p, st, n.fs.resolve(p, e), backends.Meta{})
+		return "", fmt.Errorf("upload %s: the server stored the content but not its metadata; retrying", p)
+	}
 	if !n.fs.caps.MetaStore && !meta.IsZero() {
 		if ierr := n.fs.store.Index.Set(p, e, meta); ierr != nil {
 			n.fs.log.Warn("metadata index write failed", "path", p, "err", ierr)

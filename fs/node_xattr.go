@@ -25,6 +25,11 @@ func (n *Node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 	if attr != xattrSHA256 || n.StableAttr().Mode != syscall.S_IFREG {
 		return 0, syscall.ENODATA
 	}
+	// Like an open, a hash query answers for the server's current
+	// version once the attribute timeout has passed.
+	if errno := n.revalidate(ctx, n.fs.opts.AttrTimeout); errno != 0 {
+		return 0, errno
+	}
 	sum, errno := n.sha256(ctx)
 	if errno != 0 {
 		return 0, errno
@@ -65,8 +70,8 @@ func xattrReply(dest []byte, val string) (uint32, syscall.Errno) {
 func (n *Node) knownSHA256() string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.staged != nil && (n.staged.dirty || n.local) {
-		return ""
+	if st := n.staged; st != nil && (st.dirty || n.local) {
+		return st.knownSum()
 	}
 	return n.entry.Meta.SHA256
 }

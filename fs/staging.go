@@ -84,6 +84,15 @@ func (s *staging) sum() (string, error) {
 	return hex.EncodeToString(s.h.Sum(nil)), nil
 }
 
+// knownSum returns the content's SHA-256 if it is known without reading
+// the file (written in order, or summed since the last write), else "".
+func (s *staging) knownSum() string {
+	if !s.inOrder || s.hashed != s.size {
+		return ""
+	}
+	return hex.EncodeToString(s.h.Sum(nil))
+}
+
 // discard deletes the staging file.
 func (s *staging) discard() {
 	s.file.Close()
