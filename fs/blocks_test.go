@@ -168,9 +168,18 @@ func TestNewVersionDropsCachedBlocks(t *testing.T) {
 
 	v2 := randomBytes(cache.BlockSize+5, 4)
 	e2, _ := b.Put(t.Context(), "f", bytes.NewReader(v2), int64(len(v2)), backends.PutOptions{})
-	time.Sleep(50 * time.Millisecond)
-	if got, _ := os.ReadFile(p); !bytes.Equal(got, v2) {
-		t.Fatal("read after the server's version changed has old content")
+	// Close-to-open: once the attribute timeout has passed, an open reads
+	// the new version.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		time.Sleep(50 * time.Millisecond)
+		got, _ := os.ReadFile(p)
+		if bytes.Equal(got, v2) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("read after the server's version changed has old content")
+		}
 	}
 	if c := store.Blocks.Cached(k1); c != 0 {
 		t.Fatalf("%d bytes of the old version still cached", c)

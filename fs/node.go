@@ -94,8 +94,8 @@ func (n *Node) newChild(ctx context.Context, name string, e backends.Entry, at t
 func (n *Node) refresh(e backends.Entry, at time.Time) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.staged != nil || n.local {
-		return
+	if n.staged != nil || n.local || at.Before(n.fetched) {
+		return // local data, or what the node has is newer
 	}
 	if e.Version != n.entry.Version {
 		n.target = ""
@@ -224,6 +224,10 @@ func (n *Node) revalidate(ctx context.Context, listingAge time.Duration) syscall
 	case err == nil && kind(e) == n.StableAttr().Mode:
 		if p == "" {
 			e.Name = ""
+		} else {
+			dir, name := splitPath(p)
+			e.Name = name
+			n.fs.dirs.found(dir, name, e)
 		}
 		n.refresh(n.fs.resolve(p, e), time.Now())
 	case toErrno(err) == syscall.ENOENT:
