@@ -41,7 +41,9 @@ var awkwardNames = []string{
 // server stores exactly those names.
 func TestNames(t *testing.T) {
 	eachServer(t, func(t *testing.T, srv *Server) {
-		m := mountServer(t, srv, MountOptions{})
+		// Files appear on the server behind the mount's back below: trust
+		// listings for a second, not the default minute.
+		m := mountServer(t, srv, MountOptions{Args: []string{"--dir-cache-time", "1s"}})
 		dir, rel := subdir(t, m, "names")
 		var want []string
 		for _, name := range awkwardNames {
@@ -93,7 +95,7 @@ func TestNames(t *testing.T) {
 		}
 
 		// Names the server has that the mount did not make. The mount may
-		// trust what it listed for the attribute timeout (1 s), so they
+		// trust what it listed for --dir-cache-time (1 s here), so they
 		// must show up within a few seconds, not at once.
 		for _, name := range awkwardNames {
 			srv.WriteFile(t, rel+"/server side/"+name, []byte(name), time.Time{})
