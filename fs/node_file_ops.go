@@ -39,7 +39,7 @@ func (n *Node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	}
 	var fuseFlags uint32
 	n.mu.Lock()
-	if v := n.entry.Version; n.staged == nil && v != "" {
+	if v := contentVersion(n.entry); n.staged == nil && v != "" {
 		if v == n.cached {
 			fuseFlags |= fuse.FOPEN_KEEP_CACHE
 		}
@@ -223,7 +223,7 @@ func (n *Node) settle(p string, st *staging, e backends.Entry, sent backends.Met
 	n.mu.Lock()
 	st.dirty, st.committed, st.base, n.local = st.changed, false, e.Version, false
 	n.pending = unsent(n.pending, sent)
-	n.cached = e.Version
+	n.cached = contentVersion(e)
 	n.entry, n.fetched = e, time.Now()
 	n.mu.Unlock()
 	dir, name := splitPath(p)

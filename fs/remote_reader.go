@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/cloudmount/cloudmount/backends"
@@ -47,9 +48,13 @@ func (r *remoteReader) close() {
 // contentVersion names the server's version of a file's content for the
 // block cache: the ETag, or size and mtime where the server has no ETag (as
 // the metadata index does). "" (no mtime either) reads without caching.
+//
+// A weak ETag names the same content as the strong one with the same value:
+// Apache hands out W/"x" for a file changed within the last second and "x"
+// for the same file later.
 func contentVersion(e backends.Entry) string {
 	if e.Version != "" {
-		return e.Version
+		return strings.TrimPrefix(e.Version, "W/")
 	}
 	if e.ModTime.IsZero() {
 		return ""
