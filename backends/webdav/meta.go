@@ -166,37 +166,3 @@ func (b *Backend) SetMeta(ctx context.Context, p string, m backends.Meta) (backe
 	}
 	return withMeta(e, m), nil
 }
-
-// proppatch sets and removes cm: properties of p. It fails with
-// ErrUnsupported when the server refuses any of them.
-func (b *Backend) proppatch(ctx context.Context, p string, set [][2]string, remove []string) error {
-	ctx, cancel := b.callContext(ctx)
-	defer cancel()
-	resp, err := b.call(ctx, &request{
-		method: "PROPPATCH",
-		path:   p,
-		dir:    p == "",
-		body:   proppatchBody(set, remove),
-	})
-	if err != nil {
-		return err
-	}
-	defer drain(resp)
-	switch resp.StatusCode {
-	case 200, 204:
-		return nil
-	case 207:
-	default:
-		return statusError("PROPPATCH", p, resp)
-	}
-	res, err := parseMultistatus(resp.Body)
-	if err != nil {
-		return fmt.Errorf("PROPPATCH %s: %w", display(p), err)
-	}
-	for _, r := range res {
-		if r.failed || (r.status != 0 && (r.status < 200 || r.status > 299)) {
-			return fmt.Errorf("PROPPATCH %s: %w: the server refused the dead properties", display(p), backends.ErrUnsupported)
-		}
-	}
-	return nil
-}

@@ -89,6 +89,9 @@ func (b *Backend) probe(ctx context.Context) (caps backends.Capabilities, err er
 	if err := b.probeConditional(ctx, name, &caps, note); err != nil {
 		return caps, err
 	}
+	if err := b.probeChecksum(ctx, name, note); err != nil {
+		return caps, err
+	}
 	b.probeQuota(ctx, &caps, note)
 	return caps, b.probeMkcol(ctx, name, note)
 }
@@ -141,7 +144,7 @@ func (b *Backend) probeStat(ctx context.Context, name string) (resource, error) 
 func (b *Backend) probePut(ctx context.Context, name string, hdr http.Header) (*http.Response, error) {
 	ctx, cancel := b.callContext(ctx)
 	defer cancel()
-	resp, err := b.callOnce(ctx, &request{method: http.MethodPut, path: name, body: "cloudmount capability probe\n", header: hdr})
+	resp, err := b.callOnce(ctx, &request{method: http.MethodPut, path: name, body: probeContent, header: hdr})
 	if err != nil {
 		return nil, err
 	}

@@ -157,9 +157,11 @@ func (b *Backend) put(ctx context.Context, p string, r io.Reader, size int64, op
 	}
 	if caps.MTimeOnPut && opts.Meta.MTime != nil {
 		req.Header.Set("X-OC-Mtime", strconv.FormatInt(opts.Meta.MTime.Unix(), 10))
-		if opts.Meta.SHA256 != "" {
-			req.Header.Set("OC-Checksum", "SHA256:"+strings.ToLower(opts.Meta.SHA256))
-		}
+	}
+	// The hash is of exactly the bytes sent (validateMeta checked its
+	// form); which servers get it is the probe's call (probeChecksum).
+	if opts.Meta.SHA256 != "" && b.sendsChecksum() {
+		req.Header.Set(ocChecksumHeader, "SHA256:"+strings.ToLower(opts.Meta.SHA256))
 	}
 	resp, err := b.client.Do(req)
 	guard.disarm()

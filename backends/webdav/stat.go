@@ -118,6 +118,11 @@ func (b *Backend) pickSelf(res []resource, p string) (resource, bool) {
 // entry converts a resource to an Entry named name.
 func (r *resource) entry(name string) backends.Entry {
 	r.contentBound()
+	if !r.isDir && r.meta.SHA256 == "" {
+		// A cm:sha256 valid for this version wins; the server's own
+		// checksum fills in where there is none.
+		r.meta.SHA256 = r.ocSHA256
+	}
 	e := backends.Entry{
 		Name:    name,
 		IsDir:   r.isDir,

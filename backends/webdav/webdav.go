@@ -68,6 +68,8 @@ type Backend struct {
 	capsMu   sync.Mutex // protects caps
 	caps     *backends.Capabilities
 	mkcolLax atomic.Bool // set by the probe: MKCOL on an existing collection succeeds
+	// ocChecksum is set by the probe: uploads carry OC-Checksum.
+	ocChecksum atomic.Bool
 }
 
 var (

@@ -26,15 +26,17 @@ type msMultistatus struct {
 	Responses []msResponse `xml:"DAV: response"`
 }
 
+// Status fields are lists: a reply with two statuses in one place is read
+// by the worst of them, never by whichever came last.
 type msResponse struct {
 	Hrefs     []string     `xml:"DAV: href"`
-	Status    string       `xml:"DAV: status"`
+	Status    []string     `xml:"DAV: status"`
 	Propstats []msPropstat `xml:"DAV: propstat"`
 }
 
 type msPropstat struct {
-	Status string `xml:"DAV: status"`
-	Prop   msProp `xml:"DAV: prop"`
+	Status []string `xml:"DAV: status"`
+	Prop   msProp   `xml:"DAV: prop"`
 }
 
 type msResourceType struct {
@@ -56,15 +58,16 @@ type msProp struct {
 	Type           *string         `xml:"urn:x-cloudmount:1 type"`
 	Stamp          *string         `xml:"urn:x-cloudmount:1 etag"`
 	Probe          *string         `xml:"urn:x-cloudmount:1 probe"`
+	Checksums      *msChecksums    `xml:"http://owncloud.org/ns checksums"`
 }
 
 // resource is one <response> of a multistatus reply, reduced to what
 // cloudmount uses. Only properties reported with a 2xx status are kept.
 type resource struct {
 	path      string // decoded URL path of the href, as the server wrote it
-	status    int    // response-level status, 0 when the reply used propstats
+	status    int    // response-level status, 0 when there is none or it does not read
 	found     bool   // at least one property came back with a 2xx status
-	failed    bool   // at least one property came back with a non-2xx status
+	failed    bool   // a property or the response came back with a status that is not 2xx or does not read
 	isDir     bool
 	size      int64
 	modified  time.Time
@@ -74,6 +77,10 @@ type resource struct {
 	meta      backends.Meta
 	stamp     *string // cm:etag: the version the content-bound metadata belongs to
 	probe     *string
+	// ocSHA256 is the SHA-256 in oc:checksums. The server keeps that with
+	// the content (Nextcloud clears it on an upload without OC-Checksum and
+	// when its scanner sees the file change), so it needs no cm:etag stamp.
+	ocSHA256 string
 }
 
 // parseMultistatus decodes a DAV:multistatus body. It fails with ErrProtocol
@@ -108,12 +115,12 @@ func parseMultistatus(r io.Reader) ([]resource, error) {
 			return nil, err
 		}
 		res := resource{path: p, size: -1}
-		if r.Status != "" {
-			res.status = parseStatusLine(r.Status)
+		if len(r.Status) > 0 {
+			res.status = worstStatus(r.Status)
+			res.failed = !is2xx(res.status)
 		}
 		for _, ps := range r.Propstats {
-			code := parseStatusLine(ps.Status)
-			if code < 200 || code > 299 {
+			if !is2xx(worstStatus(ps.Status)) {
 				res.failed = true
 				continue
 			}
@@ -156,6 +163,11 @@ func (res *resource) apply(p *msProp) {
 		v := strings.TrimSpace(*p.Probe)
 		res.probe = &v
 	}
+	if p.Checksums != nil {
+		if s := p.Checksums.sha256(); s != "" {
+			res.ocSHA256 = s
+		}
+	}
 }
 
 func parseOptInt(s *string, old *int64) *int64 {
@@ -169,18 +181,43 @@ func parseOptInt(s *string, old *int64) *int64 {
 	return &n
 }
 
-// parseStatusLine returns the code of "HTTP/1.1 200 OK", or 0.
+// parseStatusLine returns the code of "HTTP/1.1 200 OK", or 0: the second
+// word (words split by XML white space) must be exactly three digits.
 func parseStatusLine(s string) int {
-	f := strings.Fields(s)
-	if len(f) < 2 {
+	f := strings.FieldsFunc(s, isXMLSpace)
+	if len(f) < 2 || len(f[1]) != 3 {
 		return 0
 	}
-	n, err := strconv.Atoi(f[1])
-	if err != nil {
+	n := 0
+	for _, c := range []byte(f[1]) {
+		if c < '0' || c > '9' {
+			return 0
+		}
+		n = n*10 + int(c-'0')
+	}
+	if n < 100 {
 		return 0
 	}
 	return n
 }
+
+// worstStatus reads a list of status lines: the first code that is not
+// 2xx (0 for one that does not read), else the first code; 0 for none.
+func worstStatus(lines []string) int {
+	first := 0
+	for i, l := range lines {
+		code := parseStatusLine(l)
+		if !is2xx(code) {
+			return code
+		}
+		if i == 0 {
+			first = code
+		}
+	}
+	return first
+}
+
+func is2xx(code int) bool { return code >= 200 && code <= 299 }
 
 // hrefPath decodes an href (an absolute URL or an absolute path,
 // percent-encoded) into a plain URL path.
@@ -213,12 +250,13 @@ func hrefPath(href string) (string, error) {
 	return h, nil
 }
 
-// propfindBody asks for the live properties an Entry needs and our dead ones.
+// propfindBody asks for the live properties an Entry needs, our dead ones,
+// and the checksums ownCloud-style servers keep (oc:checksums).
 const propfindBody = `<?xml version="1.0" encoding="utf-8"?>
-<D:propfind xmlns:D="DAV:" xmlns:cm="` + NS + `"><D:prop>` +
+<D:propfind xmlns:D="DAV:" xmlns:cm="` + NS + `" xmlns:oc="` + OCNS + `"><D:prop>` +
 	`<D:resourcetype/><D:getcontentlength/><D:getlastmodified/><D:getetag/>` +
 	`<cm:mtime/><cm:mode/><cm:uid/><cm:gid/><cm:sha256/><cm:type/><cm:etag/>` +
-	`</D:prop></D:propfind>`
+	`<oc:checksums/></D:prop></D:propfind>`
 
 // propfindTypeBody asks only for the resource type (emptiness checks).
 const propfindTypeBody = `<?xml version="1.0" encoding="utf-8"?>
@@ -230,8 +268,8 @@ const propfindQuotaBody = `<?xml version="1.0" encoding="utf-8"?>
 
 // propfindProbeBody asks for the probe's dead property and the live ones.
 const propfindProbeBody = `<?xml version="1.0" encoding="utf-8"?>
-<D:propfind xmlns:D="DAV:" xmlns:cm="` + NS + `"><D:prop>` +
-	`<D:getlastmodified/><D:getetag/><cm:probe/>` +
+<D:propfind xmlns:D="DAV:" xmlns:cm="` + NS + `" xmlns:oc="` + OCNS + `"><D:prop>` +
+	`<D:getlastmodified/><D:getetag/><cm:probe/><oc:checksums/>` +
 	`</D:prop></D:propfind>`
 
 // proppatchBody builds a propertyupdate that sets the given cm: properties
