@@ -16,7 +16,6 @@ import (
 
 	"github.com/cloudmount/cloudmount/backends"
 	"github.com/cloudmount/cloudmount/backends/memory"
-	"github.com/cloudmount/cloudmount/cache"
 	"github.com/hanwen/go-fuse/v2/posixtest"
 )
 
@@ -26,16 +25,7 @@ func mountMem(t *testing.T, b backends.Backend, o Options) string {
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Skip("no /dev/fuse")
 	}
-	store, err := cache.Open(t.TempDir(), cache.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mnt := t.TempDir()
-	m, err := Mount(mnt, b, store, o)
-	if err != nil {
-		store.Close()
-		t.Fatal(err)
-	}
+	mnt, m, store := mountAt(t, b, t.TempDir(), o)
 	mountsMu.Lock()
 	mounts[mnt] = m
 	mountsMu.Unlock()

@@ -119,14 +119,14 @@ func ParseMountinfo(r io.Reader) ([]string, error) {
 		if len(fields) < 5 {
 			continue
 		}
-		points = append(points, unescapeOctal(fields[4]))
+		points = append(points, UnescapeMountinfo(fields[4]))
 	}
 	return points, sc.Err()
 }
 
-// unescapeOctal undoes the \NNN escapes the kernel writes for blanks,
-// newlines and backslashes in mount paths.
-func unescapeOctal(s string) string {
+// UnescapeMountinfo undoes the \NNN escapes the kernel writes for blanks,
+// newlines and backslashes in the fields of /proc/PID/mountinfo.
+func UnescapeMountinfo(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}

@@ -70,8 +70,8 @@ func parseMounts(r io.Reader) ([]mountEntry, error) {
 		if len(fields) < 5 || sep < 0 || sep+2 >= len(fields) {
 			continue
 		}
-		m := mountEntry{Mountpoint: unescapeMountinfo(fields[4]), FSType: unescapeMountinfo(fields[sep+1]),
-			Source: unescapeMountinfo(fields[sep+2]), UID: -1}
+		m := mountEntry{Mountpoint: mountutil.UnescapeMountinfo(fields[4]), FSType: mountutil.UnescapeMountinfo(fields[sep+1]),
+			Source: mountutil.UnescapeMountinfo(fields[sep+2]), UID: -1}
 		if sep+3 < len(fields) {
 			for _, o := range strings.Split(fields[sep+3], ",") {
 				if v, ok := strings.CutPrefix(o, "user_id="); ok {
@@ -84,26 +84,6 @@ func parseMounts(r io.Reader) ([]mountEntry, error) {
 		out = append(out, m)
 	}
 	return out, sc.Err()
-}
-
-// unescapeMountinfo undoes the kernel's \NNN octal escapes of blanks,
-// newlines and backslashes.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // mountRef is a cloudmount mount a client talks to.
