@@ -25,12 +25,12 @@ func (b *Blocks) DropTree(dir string) {
 	b.mu.Lock()
 	var phs []pathHash
 	for ph, pb := range b.paths {
-		if dir == "" || pb.path == dir || strings.HasPrefix(pb.path, dir+"/") {
+		if InTree(pb.path, dir) {
 			phs = append(phs, ph)
 		}
 	}
 	for id, f := range b.inflight {
-		if dir == "" || f.path == dir || strings.HasPrefix(f.path, dir+"/") {
+		if InTree(f.path, dir) {
 			phs = append(phs, id.ph)
 		}
 	}

@@ -180,7 +180,7 @@ func (q *Queue) Has(p string) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for ip := range q.items {
-		if under(ip, p) {
+		if InTree(ip, p) {
 			return true
 		}
 	}
@@ -236,13 +236,13 @@ func (q *Queue) Rename(from, to string) (dropped []Record, err error) {
 	q.mu.Lock()
 	var moved []Record
 	for ip, it := range q.items {
-		if under(ip, to) && !under(ip, from) && it.flying == 0 {
+		if InTree(ip, to) && !InTree(ip, from) && it.flying == 0 {
 			dropped = append(dropped, it.rec)
 			delete(q.items, ip)
 		}
 	}
 	for ip, it := range q.items {
-		if under(ip, from) && it.flying == 0 {
+		if InTree(ip, from) && it.flying == 0 {
 			delete(q.items, ip)
 			it.rec.Path = to + ip[len(from):]
 			moved = append(moved, it.rec)
@@ -269,7 +269,7 @@ func (q *Queue) Remove(p string) ([]Record, error) {
 	q.mu.Lock()
 	var gone []Record
 	for ip, it := range q.items {
-		if under(ip, p) && it.flying == 0 {
+		if InTree(ip, p) && it.flying == 0 {
 			gone = append(gone, it.rec)
 			delete(q.items, ip)
 		}
@@ -476,7 +476,7 @@ func (q *Queue) changedLocked() {
 // flyingUnder reports whether an upload at or below p is in flight.
 func (q *Queue) flyingUnder(p string) bool {
 	for ip, it := range q.items {
-		if it.flying != 0 && under(ip, p) {
+		if it.flying != 0 && InTree(ip, p) {
 			return true
 		}
 	}
@@ -486,15 +486,15 @@ func (q *Queue) flyingUnder(p string) bool {
 // pausedLocked reports whether uploads to p must not start.
 func (q *Queue) pausedLocked(p string) bool {
 	for pp := range q.paused {
-		if under(p, pp) {
+		if InTree(p, pp) {
 			return true
 		}
 	}
 	return false
 }
 
-// under reports whether p is base or inside it ("" is the root).
-func under(p, base string) bool {
+// InTree reports whether the path p is base or below it ("" is the root).
+func InTree(p, base string) bool {
 	return base == "" || p == base || strings.HasPrefix(p, base+"/")
 }
 
