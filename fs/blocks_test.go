@@ -3,6 +3,8 @@ package fs
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -10,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -432,4 +435,29 @@ func (r *genReader) Read(p []byte) (int, error) {
 	r.g.fill(p, r.off)
 	r.off += int64(len(p))
 	return len(p), nil
+}
+
+func TestHashOfAFileJustReadComesFromCache(t *testing.T) {
+	b := memory.New()
+	data := randomBytes(3*cache.BlockSize+777, 3)
+	b.Put(t.Context(), "f", bytes.NewReader(data), int64(len(data)), backends.PutOptions{})
+	store := openStore(t, t.TempDir())
+	defer store.Close()
+	mnt, _ := mountStore(t, b, store, Options{AttrTimeout: time.Minute})
+	p := filepath.Join(mnt, "f")
+	if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read: equal=%v err=%v", bytes.Equal(got, data), err)
+	}
+	reads := b.Calls("Read")
+	buf := make([]byte, 64)
+	k, err := syscall.Getxattr(p, "user.cloudmount.sha256", buf)
+	if err != nil {
+		t.Fatalf("getxattr: %v", err)
+	}
+	if want := sha256.Sum256(data); string(buf[:k]) != hex.EncodeToString(want[:]) {
+		t.Fatalf("hash %q, want %x", buf[:k], want)
+	}
+	if n := b.Calls("Read") - reads; n != 0 {
+		t.Fatalf("hashing a file just read asked the server for its data %d times, want 0", n)
+	}
 }

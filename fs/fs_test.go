@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -313,5 +314,79 @@ func TestUnchangedContentIsNotUploadedAgain(t *testing.T) {
 	syncMount(t, mnt)
 	if got, _ := b.Content("f"); string(got) != "other bytes!!!" || b.Calls("Put") != puts+1 {
 		t.Fatalf("changed content of the same size: server has %q after %d puts", got, b.Calls("Put")-puts)
+	}
+}
+
+// names lists dir, sorted.
+func names(t *testing.T, dir string) []string {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, de := range des {
+		out = append(out, de.Name())
+	}
+	return out
+}
+
+func TestListingIsAnsweredFromCacheWithinDirCacheTime(t *testing.T) {
+	b := memory.New()
+	ctx := t.Context()
+	b.Mkdir(ctx, "d")
+	b.Put(ctx, "d/a", strings.NewReader("a"), 1, backends.PutOptions{})
+	mnt := mountMem(t, b, Options{DirCacheTime: 2 * time.Second})
+	d := filepath.Join(mnt, "d")
+	if got := names(t, d); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("first listing %v", got)
+	}
+	lists := b.Calls("List")
+	// Another client adds a file; this mount writes one itself.
+	b.Put(ctx, "d/b", strings.NewReader("b"), 1, backends.PutOptions{})
+	if err := os.WriteFile(filepath.Join(d, "c"), []byte("c"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, d); !slices.Equal(got, []string{"a", "c"}) {
+		t.Fatalf("listing within the cache time %v, want the cached one and this mount's file", got)
+	}
+	if n := b.Calls("List") - lists; n != 0 {
+		t.Fatalf("a listing within the cache time asked the server %d times", n)
+	}
+	time.Sleep(2100 * time.Millisecond)
+	if got := names(t, d); !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Fatalf("listing after the cache time %v, want the server's", got)
+	}
+}
+
+func TestRenameOfNewFileKeepsTheListing(t *testing.T) {
+	b := memory.New()
+	ctx := t.Context()
+	b.Mkdir(ctx, "d")
+	b.Put(ctx, "d/a", strings.NewReader("a"), 1, backends.PutOptions{})
+	mnt := mountMem(t, b, Options{AttrTimeout: time.Millisecond, DirCacheTime: time.Minute})
+	d := filepath.Join(mnt, "d")
+	names(t, d)
+	// rsync's pattern: a temporary name, renamed to the final one.
+	tmp := filepath.Join(d, ".x.XXXXXX")
+	if err := os.WriteFile(tmp, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(d, "x")); err != nil {
+		t.Fatal(err)
+	}
+	stats, lists := b.Calls("Stat"), b.Calls("List")
+	time.Sleep(5 * time.Millisecond)
+	if _, err := os.Stat(filepath.Join(d, "a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(d, "nope")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stat of a name never created: %v", err)
+	}
+	if got := names(t, d); !slices.Equal(got, []string{"a", "x"}) {
+		t.Fatalf("listing %v", got)
+	}
+	if n, l := b.Calls("Stat")-stats, b.Calls("List")-lists; n+l != 0 {
+		t.Fatalf("after renaming a new file, lookups in its directory asked the server (%d stats, %d listings), want none", n, l)
 	}
 }

@@ -3,7 +3,6 @@ package fs
 import (
 	"context"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -109,13 +108,13 @@ func (in *inodeNumbers) rename(from, to string) {
 	defer in.mu.Unlock()
 	moved := map[string]uint64{}
 	for p, n := range in.byP {
-		if p == from || strings.HasPrefix(p, from+"/") {
+		if cache.InTree(p, from) {
 			moved[to+p[len(from):]] = n
 			delete(in.byP, p)
 		}
 	}
 	for p := range in.byP {
-		if p == to || strings.HasPrefix(p, to+"/") {
+		if cache.InTree(p, to) {
 			delete(in.byP, p)
 		}
 	}
@@ -226,10 +225,23 @@ func (d *dirCache) lookupStale(dir, name string) (e backends.Entry, found, known
 
 // stale returns the last full listing of dir however old.
 func (d *dirCache) stale(dir string) ([]backends.Entry, bool) {
+	return d.within(dir, -1)
+}
+
+// fresh returns the full listing of dir if it was read less than the cache
+// time ago. Entries changed since (this mount's own creates, renames and
+// uploads, single lookups) are in it as they are now.
+func (d *dirCache) fresh(dir string) ([]backends.Entry, bool) {
+	return d.within(dir, d.ttl)
+}
+
+// within returns the full listing of dir if it is younger than ttl; a
+// negative ttl takes it however old.
+func (d *dirCache) within(dir string, ttl time.Duration) ([]backends.Entry, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	l, ok := d.byD[dir]
-	if !ok || l.partial {
+	if !ok || l.partial || (ttl >= 0 && time.Since(l.at) > ttl) {
 		return nil, false
 	}
 	out := make([]backends.Entry, 0, len(l.entries))
@@ -297,8 +309,12 @@ func (d *dirCache) update(dir, name string, e *backends.Entry) {
 }
 
 // rename moves an entry between cached listings, and drops the listings of
-// a renamed directory and of what it replaced.
-func (d *dirCache) rename(from, to string) {
+// a renamed directory and of what it replaced. local says the source exists
+// only here so far (written or queued): the mount answers for it by its
+// node until its upload puts it in the listing, so the target's listing
+// stays. Otherwise a source the cache did not know leaves the target's
+// listing unknown.
+func (d *dirCache) rename(from, to string, local bool) {
 	fromDir, fromName := splitPath(from)
 	toDir, toName := splitPath(to)
 	d.mu.Lock()
@@ -311,15 +327,18 @@ func (d *dirCache) rename(from, to string) {
 	}
 	if l := d.byD[toDir]; l != nil {
 		delete(l.absent, toName)
-		if ok {
+		switch {
+		case ok:
 			e.Name = toName
 			l.entries[toName] = e
-		} else {
+		case local:
+			delete(l.entries, toName)
+		default:
 			delete(d.byD, toDir)
 		}
 	}
 	for p := range d.byD {
-		if p == from || strings.HasPrefix(p, from+"/") || p == to || strings.HasPrefix(p, to+"/") {
+		if cache.InTree(p, from) || cache.InTree(p, to) {
 			delete(d.byD, p)
 		}
 	}
@@ -330,7 +349,7 @@ func (d *dirCache) forgetTree(dir string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for p := range d.byD {
-		if p == dir || strings.HasPrefix(p, dir+"/") || dir == "" {
+		if cache.InTree(p, dir) {
 			delete(d.byD, p)
 		}
 	}

@@ -124,10 +124,14 @@ func (n *Node) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 	return fusefs.NewListDirStream(list), 0
 }
 
-// list returns the directory's listing from the server, or while the
-// server cannot be reached, the last one seen.
+// list returns the directory's listing: the last one read if it is younger
+// than the directory cache time, else the server's, or while the server
+// cannot be reached, the last one seen.
 func (n *Node) list(ctx context.Context) ([]backends.Entry, syscall.Errno) {
 	dir := n.path()
+	if entries, ok := n.fs.dirs.fresh(dir); ok {
+		return entries, 0
+	}
 	cctx, cancel := n.fs.call(ctx)
 	entries, err := n.fs.be.List(cctx, dir)
 	cancel()

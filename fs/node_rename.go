@@ -56,7 +56,8 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 		}
 	}
 
-	if !src.isLocal() {
+	local := src.isLocal()
+	if !local {
 		cctx, cancel := n.fs.call(ctx)
 		err := n.fs.be.Rename(cctx, from, to, dstExists)
 		cancel()
@@ -91,7 +92,7 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 	if n.fs.store != nil {
 		n.fs.store.Index.Rename(from, to)
 	}
-	n.fs.dirs.rename(from, to)
+	n.fs.dirs.rename(from, to, local)
 	return 0
 }
 

@@ -4,10 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"io"
 	"syscall"
 
 	"github.com/cloudmount/cloudmount/backends"
+	"github.com/cloudmount/cloudmount/cache"
 )
 
 // xattrSHA256 holds a file's SHA-256 in hex. It is known without a download
@@ -93,18 +93,10 @@ func (n *Node) sha256(ctx context.Context) (string, syscall.Errno) {
 		return e.Meta.SHA256, 0
 	}
 	p := n.path()
-	wctx, wd := newWatchdog(ctx, n.fs.opts.Timeout)
-	defer wd.stop()
-	rc, err := n.fs.be.Read(wctx, p, 0, -1)
+	sum, err := n.hashContent(ctx)
 	if err != nil {
 		return "", toErrno(err)
 	}
-	defer rc.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, kickReader{rc, wd}); err != nil {
-		return "", toErrno(err)
-	}
-	sum := hex.EncodeToString(h.Sum(nil))
 	ne, err := n.fs.storeMeta(ctx, p, e, backends.Meta{SHA256: sum})
 	if err != nil {
 		n.fs.log.Debug("hash computed but not stored", "path", p, "err", err)
@@ -117,4 +109,26 @@ func (n *Node) sha256(ctx context.Context) (string, syscall.Errno) {
 	}
 	n.mu.Unlock()
 	return sum, 0
+}
+
+// hashContent reads the node's server version through the block cache and
+// hashes it: blocks already cached (the file was just read, by rsync
+// --checksum for one) cost no download, and the others are cached on the
+// way.
+func (n *Node) hashContent(ctx context.Context) (string, error) {
+	var r remoteReader
+	defer r.close()
+	h := sha256.New()
+	buf := make([]byte, cache.BlockSize)
+	for off := int64(0); ; {
+		k, err := r.readAt(ctx, n, buf, off)
+		h.Write(buf[:k])
+		off += int64(k)
+		if err != nil {
+			return "", err
+		}
+		if k < len(buf) {
+			return hex.EncodeToString(h.Sum(nil)), nil
+		}
+	}
 }

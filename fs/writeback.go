@@ -51,7 +51,7 @@ func (l *liveNodes) take(p string) []*Node {
 	defer l.mu.Unlock()
 	var out []*Node
 	for lp, n := range l.byP {
-		if lp == p || len(lp) > len(p) && lp[:len(p)] == p && lp[len(p)] == '/' || p == "" {
+		if cache.InTree(lp, p) {
 			out = append(out, n)
 			delete(l.byP, lp)
 		}
@@ -66,10 +66,10 @@ func (l *liveNodes) rename(from, to string) {
 	defer l.mu.Unlock()
 	moved := map[string]*Node{}
 	for lp, n := range l.byP {
-		if lp == from || len(lp) > len(from) && lp[:len(from)+1] == from+"/" {
+		if cache.InTree(lp, from) {
 			moved[to+lp[len(from):]] = n
 			delete(l.byP, lp)
-		} else if lp == to || len(lp) > len(to) && lp[:len(to)+1] == to+"/" {
+		} else if cache.InTree(lp, to) {
 			delete(l.byP, lp)
 		}
 	}
