@@ -49,8 +49,11 @@ type Backend interface {
 // owner, hash) with a file or directory after it was written.
 type MetaSetter interface {
 	// SetMeta stores the fields of m that are set, leaving the others alone,
-	// and returns the entry as the server now has it.
-	SetMeta(ctx context.Context, path string, m Meta) (Entry, error)
+	// and returns the entry as the server now has it. If ifVersion is not
+	// empty, it fails with ErrPrecondition unless the server's version is
+	// ifVersion: metadata that describes a content (its hash) must not be
+	// stored on another.
+	SetMeta(ctx context.Context, path string, m Meta, ifVersion string) (Entry, error)
 }
 
 // QuotaReader is implemented by backends that can tell free and used space.

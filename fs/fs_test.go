@@ -317,6 +317,45 @@ func TestUnchangedContentIsNotUploadedAgain(t *testing.T) {
 	}
 }
 
+func TestHashIsNotStampedOnAnotherClientsVersion(t *testing.T) {
+	b := memory.New()
+	// Attributes trusted for an hour: this mount does not see the other
+	// client's version before its upload does.
+	mnt := mountMem(t, b, Options{AttrTimeout: time.Hour})
+	p := filepath.Join(mnt, "f")
+	mine, theirs := []byte("the same bytes"), []byte("other bytes!!!")
+	if err := os.WriteFile(p, mine, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	syncMount(t, mnt)
+	b.Put(t.Context(), "f", bytes.NewReader(theirs), int64(len(theirs)), backends.PutOptions{})
+	// This mount saves its unchanged content again.
+	if err := os.WriteFile(p, mine, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	syncMount(t, mnt)
+	e, _ := b.Stat(t.Context(), "f")
+	if got, _ := b.Content("f"); !bytes.Equal(got, theirs) {
+		t.Fatalf("the other client's version was replaced: server has %q", got)
+	}
+	if sum := sha256.Sum256(theirs); e.Meta.SHA256 != "" && e.Meta.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("the server's version carries hash %s, not its own (%x)", e.Meta.SHA256, sum)
+	}
+	entries, _ := b.List(t.Context(), "")
+	var copies int
+	for _, ce := range entries {
+		if strings.HasPrefix(ce.Name, "f (conflicted copy ") {
+			copies++
+			if c, _ := b.Content(ce.Name); !bytes.Equal(c, mine) {
+				t.Fatalf("conflict copy %q holds %q", ce.Name, c)
+			}
+		}
+	}
+	if copies != 1 {
+		t.Fatalf("%d conflict copies in %v, want 1 with this mount's content", copies, entries)
+	}
+}
+
 // names lists dir, sorted.
 func names(t *testing.T, dir string) []string {
 	t.Helper()

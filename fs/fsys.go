@@ -59,15 +59,17 @@ func (f *fsys) resolve(p string, e backends.Entry) backends.Entry {
 
 // storeMeta records m for the file at p, on the server where it can keep it,
 // else in the local index keyed by the server's version e. It returns the
-// entry as it now is.
-func (f *fsys) storeMeta(ctx context.Context, p string, e backends.Entry, m backends.Meta) (backends.Entry, error) {
+// entry as it now is. With ifVersion set (m describes that version's
+// content), a server that has another version by now refuses with
+// backends.ErrPrecondition.
+func (f *fsys) storeMeta(ctx context.Context, p string, e backends.Entry, m backends.Meta, ifVersion string) (backends.Entry, error) {
 	if m.IsZero() {
 		return e, nil
 	}
 	if ms := f.metaSetter(); ms != nil {
 		cctx, cancel := f.call(ctx)
 		defer cancel()
-		ne, err := ms.SetMeta(cctx, p, m)
+		ne, err := ms.SetMeta(cctx, p, m, ifVersion)
 		if err != nil {
 			return e, err
 		}

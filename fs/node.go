@@ -308,7 +308,7 @@ func (n *Node) setMeta(ctx context.Context, m backends.Meta) syscall.Errno {
 	e := n.entry
 	n.mu.Unlock()
 
-	ne, err := n.fs.storeMeta(ctx, p, e, m)
+	ne, err := n.fs.storeMeta(ctx, p, e, m, "")
 	if err != nil {
 		n.fs.log.Warn("storing metadata failed", "path", p, "err", err)
 		return toErrno(err)

@@ -296,7 +296,7 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	if *m.Mode == 0o755 && m.UID == nil {
 		m = backends.Meta{}
 	}
-	if e, err = n.fs.storeMeta(ctx, p, e, m); err != nil {
+	if e, err = n.fs.storeMeta(ctx, p, e, m, ""); err != nil {
 		n.fs.log.Warn("storing directory metadata failed", "path", p, "err", err)
 	}
 	e.Name = name

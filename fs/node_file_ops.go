@@ -259,7 +259,13 @@ func (n *Node) skipUnchanged(ctx context.Context, p string, st *staging, size in
 	if e.Meta.SHA256 == "" || e.Meta.SHA256 != meta.SHA256 || e.Size != size {
 		return false, nil
 	}
-	ne, err := n.fs.storeMeta(ctx, p, e, meta)
+	ne, err := n.fs.storeMeta(ctx, p, e, meta, e.Version)
+	if errors.Is(err, backends.ErrPrecondition) {
+		// Another client replaced the version this content equals: upload
+		// it, which keeps a conflict copy rather than stamp this hash on
+		// the other version.
+		return false, nil
+	}
 	if err != nil {
 		return true, fmt.Errorf("store metadata of %s: %w", p, err)
 	}

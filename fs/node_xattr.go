@@ -97,7 +97,7 @@ func (n *Node) sha256(ctx context.Context) (string, syscall.Errno) {
 	if err != nil {
 		return "", toErrno(err)
 	}
-	ne, err := n.fs.storeMeta(ctx, p, e, backends.Meta{SHA256: sum})
+	ne, err := n.fs.storeMeta(ctx, p, e, backends.Meta{SHA256: sum}, e.Version)
 	if err != nil {
 		n.fs.log.Debug("hash computed but not stored", "path", p, "err", err)
 		return sum, 0

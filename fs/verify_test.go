@@ -124,7 +124,7 @@ func TestVerify(t *testing.T) {
 	put(t, mem, "e/denied", "x", verifySum("x"))
 	put(t, mem, "e/empty", "", verifySum(""))
 	put(t, mem, "link", "good.txt", "")
-	if _, err := mem.SetMeta(ctx, "link", backends.Meta{Type: "symlink"}); err != nil {
+	if _, err := mem.SetMeta(ctx, "link", backends.Meta{Type: "symlink"}, ""); err != nil {
 		t.Fatal(err)
 	}
 

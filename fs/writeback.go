@@ -185,7 +185,7 @@ func (n *Node) storePending(ctx context.Context, p string) error {
 	if m.IsZero() || n.unlinked {
 		return nil
 	}
-	ne, err := n.fs.storeMeta(ctx, p, e, m)
+	ne, err := n.fs.storeMeta(ctx, p, e, m, "")
 	if err != nil {
 		return fmt.Errorf("store metadata of %s: %w", p, err)
 	}

@@ -288,7 +288,7 @@ func (b *Backend) Rename(ctx context.Context, from, to string, overwrite bool) e
 }
 
 // SetMeta implements backends.MetaSetter.
-func (b *Backend) SetMeta(ctx context.Context, p string, m backends.Meta) (backends.Entry, error) {
+func (b *Backend) SetMeta(ctx context.Context, p string, m backends.Meta, ifVersion string) (backends.Entry, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err := b.begin("SetMeta"); err != nil {
@@ -298,6 +298,9 @@ func (b *Backend) SetMeta(ctx context.Context, p string, m backends.Meta) (backe
 	n, ok := b.nodes[p]
 	if !ok {
 		return backends.Entry{}, fmt.Errorf("setmeta %s: %w", p, backends.ErrNotFound)
+	}
+	if ifVersion != "" && n.version != ifVersion {
+		return backends.Entry{}, fmt.Errorf("setmeta %s: %w", p, backends.ErrPrecondition)
 	}
 	n.meta.Merge(m)
 	return b.entry(p, n), nil

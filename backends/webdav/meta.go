@@ -141,7 +141,7 @@ func validateMeta(m backends.Meta) error {
 
 // SetMeta stores the fields of m that are set as dead properties (PROPPATCH)
 // and returns the entry as the server now has it.
-func (b *Backend) SetMeta(ctx context.Context, p string, m backends.Meta) (backends.Entry, error) {
+func (b *Backend) SetMeta(ctx context.Context, p string, m backends.Meta, ifVersion string) (backends.Entry, error) {
 	p = cleanPath(p)
 	if err := validateMeta(m); err != nil {
 		return backends.Entry{}, fmt.Errorf("PROPPATCH %s: %w", display(p), err)
@@ -149,6 +149,9 @@ func (b *Backend) SetMeta(ctx context.Context, p string, m backends.Meta) (backe
 	e, err := b.Stat(ctx, p)
 	if err != nil || m.IsZero() {
 		return e, err
+	}
+	if ifVersion != "" && e.Version != ifVersion {
+		return backends.Entry{}, fmt.Errorf("PROPPATCH %s: %w", display(p), backends.ErrPrecondition)
 	}
 	set := encodeMeta(m)
 	if m.MTime != nil || m.SHA256 != "" || m.Type != "" {

@@ -68,7 +68,8 @@ func suiteMeta(t *testing.T, b *Backend, caps backends.Capabilities, base string
 		}
 		mt2 := time.Unix(1600000000, 1)
 		mode2 := os.FileMode(0o600)
-		e, err = b.SetMeta(ctx, p, backends.Meta{MTime: &mt2, Mode: &mode2})
+		old := e.Version
+		e, err = b.SetMeta(ctx, p, backends.Meta{MTime: &mt2, Mode: &mode2}, old)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,12 +80,19 @@ func suiteMeta(t *testing.T, b *Backend, caps backends.Capabilities, base string
 			t.Fatal(err)
 		}
 		checkMeta(t, e, nil, &mode2, &uid, &gid, "", "")
+		// A hash of the old version is refused for the new one.
+		if _, err := b.SetMeta(ctx, p, backends.Meta{SHA256: sum}, old); !errors.Is(err, backends.ErrPrecondition) {
+			t.Errorf("SetMeta for a replaced version: %v, want ErrPrecondition", err)
+		}
+		if e, err := b.Stat(ctx, p); err != nil || e.Meta.SHA256 != "" {
+			t.Errorf("after a refused SetMeta the server has hash %q (%v), want none", e.Meta.SHA256, err)
+		}
 		ls, _ := b.List(ctx, d)
 		if len(ls) != 1 || ls[0].Meta.Mode == nil || *ls[0].Meta.Mode != mode2 {
 			t.Errorf("List meta: %+v", ls)
 		}
 		dm := os.FileMode(0o700)
-		if e, err := b.SetMeta(ctx, d, backends.Meta{Mode: &dm}); err != nil || e.Meta.Mode == nil || *e.Meta.Mode != dm {
+		if e, err := b.SetMeta(ctx, d, backends.Meta{Mode: &dm}, ""); err != nil || e.Meta.Mode == nil || *e.Meta.Mode != dm {
 			t.Errorf("SetMeta on a directory: %+v, %v", e, err)
 		}
 	})

@@ -118,7 +118,7 @@ func TestPropsPersist(t *testing.T) {
 	if err := b1.Mkdir(ctx(t), "d"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b1.SetMeta(ctx(t), "d", backends.Meta{Mode: &mode}); err != nil {
+	if _, err := b1.SetMeta(ctx(t), "d", backends.Meta{Mode: &mode}, ""); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := unix.Getxattr(filepath.Join(dir, "f ü#.txt"), "user.davserver.props", nil); err != nil || n == 0 {
