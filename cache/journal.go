@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudmount/cloudmount/backends"
@@ -51,10 +52,10 @@ type journalRecord struct {
 }
 
 // Journal keeps one durable record file per pending upload in its
-// directory. A record file is written to a temporary name, synced and
-// renamed, so a crash leaves either the old or the new record, never a torn
-// one; each file ends in a CRC so that damage is detected rather than
-// trusted.
+// directory. A new record is written into an empty spare file and synced
+// (journal_spares.go); a changed one is written to a temporary name, synced
+// and renamed, so a crash leaves either the old or the new record. Each
+// file ends in a CRC so that damage is detected rather than trusted.
 type Journal struct {
 	dir     string // record files
 	dataDir string // staging files the records point to
@@ -62,6 +63,10 @@ type Journal struct {
 	mu     sync.Mutex // protects the fields below
 	next   uint64
 	synced map[string]bool // staging files whose directory entry is durable
+
+	spareMu      sync.Mutex // protects the fields below; taken before mu
+	spareData    []string   // empty staging files, directory entries durable
+	spareRecUpTo uint64     // empty record files exist up to this sequence number
 }
 
 // journalSuffix names record files; quarantineDir holds the ones that could
@@ -82,12 +87,17 @@ func openJournal(dir, dataDir string) (*Journal, error) {
 }
 
 // Load reads every record, oldest first. A record that cannot be read is
-// moved to the quarantine directory (its data file stays where it is) and
-// named in quarantined; it is never a reason to delete data. Where two
-// records name the same path (a crash between writing a newer commit and
-// removing the older one), the newer wins. Staging files that no record
-// names are returned as orphans: data of writers that never closed.
+// moved to the quarantine directory and named in quarantined; it is never a
+// reason to delete data, so the staging files that no readable record names
+// go to the quarantine directory with it (one of them is its data). Where
+// two records name the same path (a crash between writing a newer commit
+// and removing the older one), the newer wins. Otherwise staging files that
+// no record names are returned as orphans: data of writers that never
+// closed. Unused spares are removed, and so are empty staging files.
 func (j *Journal) Load() (recs []Record, quarantined, orphans []string, err error) {
+	j.spareMu.Lock()
+	j.spareData, j.spareRecUpTo = nil, 0
+	j.spareMu.Unlock()
 	names, err := os.ReadDir(j.dir)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("journal: %w", err)
@@ -103,6 +113,10 @@ func (j *Journal) Load() (recs []Record, quarantined, orphans []string, err erro
 			continue
 		}
 		data, rerr := os.ReadFile(filepath.Join(j.dir, name))
+		if rerr == nil && string(data) == spareMark {
+			os.Remove(filepath.Join(j.dir, name))
+			continue
+		}
 		var rec Record
 		if rerr == nil {
 			rec, rerr = decodeRecord(data)
@@ -141,9 +155,24 @@ func (j *Journal) Load() (recs []Record, quarantined, orphans []string, err erro
 		return nil, nil, nil, fmt.Errorf("journal: %w", err)
 	}
 	for _, de := range staged {
-		if !named[de.Name()] {
-			orphans = append(orphans, filepath.Join(j.dataDir, de.Name()))
+		name := filepath.Join(j.dataDir, de.Name())
+		switch {
+		case named[de.Name()]:
+		case emptyFile(name):
+			os.Remove(name)
+		case len(quarantined) > 0:
+			dst := filepath.Join(j.dir, quarantineDir, de.Name())
+			if err := os.Rename(name, dst); err != nil {
+				return nil, nil, nil, fmt.Errorf("journal quarantine: %w", err)
+			}
+			quarantined = append(quarantined, dst)
+		default:
+			orphans = append(orphans, name)
 		}
+	}
+	if len(quarantined) > 0 {
+		syncDir(j.dataDir)
+		syncDir(filepath.Join(j.dir, quarantineDir))
 	}
 	return recs, quarantined, orphans, nil
 }
@@ -170,9 +199,9 @@ func (j *Journal) Quarantined() []string {
 }
 
 // Commit makes rec and its data durable: the staging file's data, its
-// directory entry, then the record (synced, renamed into place, directory
-// synced). It gives rec a new sequence number; the caller removes the
-// record it replaces with Delete.
+// directory entry (made ahead for files from CreateData), then the record
+// (written into its spare and synced). It gives rec a new sequence number;
+// the caller removes the record it replaces with Delete.
 func (j *Journal) Commit(rec *Record, data *os.File) error {
 	if err := unix.Fdatasync(int(data.Fd())); err != nil {
 		return fmt.Errorf("journal: sync data of %s: %w", rec.Path, err)
@@ -190,7 +219,7 @@ func (j *Journal) Commit(rec *Record, data *os.File) error {
 		j.synced[rec.Data] = true
 		j.mu.Unlock()
 	}
-	return j.write(*rec, true)
+	return j.writeNew(*rec)
 }
 
 // lastSeq is the highest sequence number given out so far.
@@ -325,8 +354,12 @@ func seqName(seq uint64) string {
 	return hex.EncodeToString(b[:])
 }
 
+// dirSyncs counts syncDir calls (for tests: the price of a commit).
+var dirSyncs atomic.Int64
+
 // syncDir makes the directory entries of dir durable.
 func syncDir(dir string) error {
+	dirSyncs.Add(1)
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

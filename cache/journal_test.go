@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,6 +82,8 @@ func TestJournalQuarantinesDamagedRecords(t *testing.T) {
 	body, _ := os.ReadFile(name)
 	os.WriteFile(name, []byte(strings.Replace(string(body), "bad", "bat", 1)), 0o600)
 	os.WriteFile(filepath.Join(j.dir, seqName(99)+journalSuffix), []byte("{\"seq\":99,"), 0o600)
+	// A record spare whose content never reached the disk: empty.
+	os.WriteFile(filepath.Join(j.dir, seqName(100)+journalSuffix), nil, 0o600)
 
 	recs, quarantined, orphans, err := j.Load()
 	if err != nil {
@@ -89,13 +92,17 @@ func TestJournalQuarantinesDamagedRecords(t *testing.T) {
 	if len(recs) != 1 || recs[0].Path != "good" {
 		t.Fatalf("records %+v, want only the good one", recs)
 	}
-	if len(quarantined) != 2 || len(j.Quarantined()) != 2 {
-		t.Fatalf("quarantined %v", quarantined)
+	if len(j.Quarantined()) != 3 || len(quarantined) != 4 {
+		t.Fatalf("quarantined %v, want 3 records and the staging file no readable record names", quarantined)
 	}
-	if data, err := os.ReadFile(filepath.Join(j.dataDir, "d2")); err != nil || string(data) != "precious" {
+	// The damaged record's data is not an orphan to delete: it is kept
+	// with the record.
+	if len(orphans) != 0 {
+		t.Fatalf("orphans %v while a record could not be read; none may be deleted", orphans)
+	}
+	if data, err := os.ReadFile(filepath.Join(j.dir, quarantineDir, "d2")); err != nil || string(data) != "precious" {
 		t.Fatalf("data of a damaged record: %q %v; it must be kept", data, err)
 	}
-	_ = orphans
 }
 
 func TestJournalKeepsNewerRecordOfAPath(t *testing.T) {
@@ -131,4 +138,75 @@ func FuzzDecodeRecord(f *testing.F) {
 			t.Fatalf("re-encoded record does not decode: %v", err)
 		}
 	})
+}
+
+func TestJournalSparesMakeCommitsCheapAndVanishAfterACrash(t *testing.T) {
+	j, _ := newTestJournal(t)
+	const n = 3*spareBatch + 5
+	syncs := dirSyncs.Load()
+	var last Record
+	for i := range n {
+		f, err := j.CreateData()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(f, "content %d", i)
+		last = Record{Path: fmt.Sprintf("f%d", i), Data: filepath.Base(f.Name()), Size: 9, Create: true}
+		if err := j.Commit(&last, f); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	// One sync of each directory per batch of spares, not one per commit.
+	if got, limit := dirSyncs.Load()-syncs, int64(2*(n/spareBatch+1)); got > limit {
+		t.Fatalf("%d commits synced a directory %d times, want at most %d", n, got, limit)
+	}
+
+	// A crash: no DropSpares. The next mount finds the records and the
+	// data, and nothing else.
+	j2, err := openJournal(j.dir, j.dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, quarantined, orphans, err := j2.Load()
+	if err != nil || len(quarantined) != 0 || len(orphans) != 0 {
+		t.Fatalf("load: %v, quarantined %v, orphans %v", err, quarantined, orphans)
+	}
+	if len(recs) != n || recs[n-1].Path != last.Path || recs[n-1].Seq != last.Seq {
+		t.Fatalf("%d records, last %+v; want %d, last %+v", len(recs), recs[len(recs)-1], n, last)
+	}
+	for _, r := range recs {
+		data, err := os.ReadFile(filepath.Join(j.dataDir, r.Data))
+		if want := "content " + strings.TrimPrefix(r.Path, "f"); err != nil || string(data) != want {
+			t.Fatalf("data of %s: %q %v, want %q", r.Path, data, err, want)
+		}
+	}
+	count := func(dir string) int {
+		des, _ := os.ReadDir(dir)
+		return len(des)
+	}
+	if got := count(j.dir); got != n {
+		t.Fatalf("journal directory has %d files after load, want the %d records", got, n)
+	}
+	if got := count(j.dataDir); got != n {
+		t.Fatalf("staging directory has %d files after load, want the %d records' data", got, n)
+	}
+
+	// Commits go on after the reload; a clean unmount leaves no spares.
+	f, err := j2.CreateData()
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := Record{Path: "after", Data: filepath.Base(f.Name())}
+	if err := j2.Commit(&next, f); err != nil || next.Seq <= last.Seq {
+		t.Fatalf("commit after reload: seq %d (last %d), %v", next.Seq, last.Seq, err)
+	}
+	f.Close()
+	j2.DropSpares()
+	if got := count(j.dir); got != n+1 {
+		t.Fatalf("journal directory has %d files after DropSpares, want %d records", got, n+1)
+	}
+	if got := count(j.dataDir); got != n+1 {
+		t.Fatalf("staging directory has %d files after DropSpares, want %d", got, n+1)
+	}
 }

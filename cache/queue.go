@@ -102,7 +102,11 @@ func (s *Store) OpenQueue(up Uploader, o QueueOptions) (*Queue, []Record, error)
 		return nil, nil, err
 	}
 	for _, q := range quarantined {
-		o.Logger.Error("journal record could not be read; moved aside with its data kept in the staging directory, nothing was uploaded for it", "record", q)
+		if strings.HasSuffix(q, journalSuffix) {
+			o.Logger.Error("journal record could not be read; moved aside, nothing was uploaded for it", "record", q)
+		} else {
+			o.Logger.Error("staging file that no readable journal record names kept beside the unreadable records; nothing was uploaded for it", "file", q)
+		}
 	}
 	for _, orphan := range orphans {
 		// Data of a writer that never closed its file: close() never

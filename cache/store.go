@@ -90,8 +90,12 @@ func Open(dir string, o Options) (*Store, error) {
 // StagingDir is where open writers keep their data.
 func (s *Store) StagingDir() string { return filepath.Join(s.Dir, "staging") }
 
-// Close releases the lock and closes the index.
+// Close removes the journal's unused spare files, releases the lock and
+// closes the index. Nothing may write to the store any more.
 func (s *Store) Close() error {
+	if s.Journal != nil {
+		s.Journal.DropSpares()
+	}
 	var err error
 	if s.Blocks != nil {
 		err = s.Blocks.close()

@@ -163,7 +163,7 @@ func (n *Node) creator(ctx context.Context, mode uint32) backends.Meta {
 
 // newLocal creates a node that exists only here until its first upload.
 func (n *Node) newLocal(ctx context.Context, name string, mode uint32, m backends.Meta) (*Node, *fusefs.Inode, error) {
-	st, err := newStaging(n.fs.store.StagingDir(), "")
+	st, err := newStaging(n.fs.store.Journal, "")
 	if err != nil {
 		return nil, nil, err
 	}

@@ -61,7 +61,7 @@ func (n *Node) ensureStaged(ctx context.Context, keep int64) error {
 	base, size := n.entry.Version, n.entry.Size
 	n.mu.Unlock()
 
-	st, err := newStaging(n.fs.store.StagingDir(), base)
+	st, err := newStaging(n.fs.store.Journal, base)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/cloudmount/cloudmount/cache"
 )
 
 // staging is a file's content on local disk while it is written, and for as
@@ -34,11 +36,11 @@ type staging struct {
 	inOrder bool
 }
 
-// newStaging creates an empty staging file in dir.
-func newStaging(dir, base string) (*staging, error) {
-	f, err := os.CreateTemp(dir, "stage-")
+// newStaging creates an empty staging file in the journal's directory.
+func newStaging(j *cache.Journal, base string) (*staging, error) {
+	f, err := j.CreateData()
 	if err != nil {
-		return nil, fmt.Errorf("create staging file: %w", err)
+		return nil, err
 	}
 	return newStagingFile(f, base), nil
 }
