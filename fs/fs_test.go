@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -427,5 +428,30 @@ func TestRenameOfNewFileKeepsTheListing(t *testing.T) {
 	}
 	if n, l := b.Calls("Stat")-stats, b.Calls("List")-lists; n+l != 0 {
 		t.Fatalf("after renaming a new file, lookups in its directory asked the server (%d stats, %d listings), want none", n, l)
+	}
+}
+
+func TestLookupsOneByOneListTheDirectoryOnce(t *testing.T) {
+	b := memory.New()
+	ctx := t.Context()
+	b.Mkdir(ctx, "d")
+	const files = 50
+	for i := range files {
+		b.Put(ctx, fmt.Sprintf("d/f%02d", i), strings.NewReader("x"), 1, backends.PutOptions{})
+	}
+	mnt := mountMem(t, b, Options{})
+	stats, lists := b.Calls("Stat"), b.Calls("List")
+	// As rsync's receiver does: lstat each name, no readdir.
+	for i := range files {
+		if _, err := os.Lstat(filepath.Join(mnt, "d", fmt.Sprintf("f%02d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(mnt, "d", "missing")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("lstat of a missing name: %v", err)
+	}
+	// The directory itself, its first name, then one listing.
+	if s, l := b.Calls("Stat")-stats, b.Calls("List")-lists; s > 2 || l != 1 {
+		t.Fatalf("%d lookups cost %d Stat and %d List calls, want at most 2 and 1", files+1, s, l)
 	}
 }

@@ -253,6 +253,15 @@ func (d *dirCache) within(dir string, ttl time.Duration) ([]backends.Entry, bool
 	return out, true
 }
 
+// probed reports whether single lookups in dir have started a partial
+// listing since its last full one.
+func (d *dirCache) probed(dir string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l, ok := d.byD[dir]
+	return ok && l.partial
+}
+
 // absent remembers that the server has no name in dir (a negative entry).
 func (d *dirCache) absent(dir, name string) {
 	d.mu.Lock()
