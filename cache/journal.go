@@ -140,7 +140,7 @@ func (j *Journal) Load() (recs []Record, quarantined, orphans []string, err erro
 			if old.Seq > rec.Seq {
 				older, rec = rec, old
 			}
-			os.Remove(filepath.Join(j.dir, seqName(older.Seq)+journalSuffix))
+			os.Remove(j.recordName(older.Seq))
 		}
 		byPath[rec.Path] = rec
 	}
@@ -238,7 +238,7 @@ func (j *Journal) Update(rec Record, durable bool) error {
 // Delete removes the record with sequence number seq and makes the removal
 // durable, so that a record never outlives the data it points to.
 func (j *Journal) Delete(seq uint64) error {
-	err := os.Remove(filepath.Join(j.dir, seqName(seq)+journalSuffix))
+	err := os.Remove(j.recordName(seq))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("journal: %w", err)
 	}
@@ -258,19 +258,9 @@ func (j *Journal) write(rec Record, durable bool) error {
 	if err != nil {
 		return err
 	}
-	name := filepath.Join(j.dir, seqName(rec.Seq)+journalSuffix)
+	name := j.recordName(rec.Seq)
 	tmp := name + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("journal: %w", err)
-	}
-	_, err = f.Write(body)
-	if err == nil && durable {
-		err = unix.Fdatasync(int(f.Fd()))
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	err = writeBody(tmp, os.O_CREATE|os.O_TRUNC, body, durable)
 	if err == nil {
 		err = os.Rename(tmp, name)
 	}
@@ -282,6 +272,23 @@ func (j *Journal) write(rec Record, durable bool) error {
 		return fmt.Errorf("journal: write record of %s: %w", rec.Path, err)
 	}
 	return nil
+}
+
+// writeBody writes body at the start of the file name, opened write-only
+// with flag added, and syncs it if durable.
+func writeBody(name string, flag int, body []byte, durable bool) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|flag, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt(body, 0)
+	if err == nil && durable {
+		err = unix.Fdatasync(int(f.Fd()))
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // encodeRecord is the record file's content: one JSON line, then the
@@ -341,6 +348,11 @@ func validPath(p string) bool {
 		}
 	}
 	return !strings.ContainsRune(p, 0)
+}
+
+// recordName is the path of the record file of seq.
+func (j *Journal) recordName(seq uint64) string {
+	return filepath.Join(j.dir, seqName(seq)+journalSuffix)
 }
 
 // seqName is a record's file name without suffix: fixed-width hex, so that

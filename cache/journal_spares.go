@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-
-	"golang.org/x/sys/unix"
 )
 
 // Spare files. A commit must leave the staging file and its record durable,
@@ -82,19 +80,8 @@ func (j *Journal) writeNew(rec Record) error {
 	if err != nil {
 		return err
 	}
-	name := filepath.Join(j.dir, seqName(rec.Seq)+journalSuffix)
-	f, err := os.OpenFile(name, os.O_WRONLY, 0)
-	if err != nil {
-		return fmt.Errorf("journal: write record of %s: %w", rec.Path, err)
-	}
-	_, err = f.WriteAt(body, 0)
-	if err == nil {
-		err = unix.Fdatasync(int(f.Fd()))
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	name := j.recordName(rec.Seq)
+	if err := writeBody(name, 0, body, true); err != nil {
 		// Leave no torn record behind: this commit fails as a whole.
 		os.Remove(name)
 		return fmt.Errorf("journal: write record of %s: %w", rec.Path, err)
@@ -112,7 +99,7 @@ func (j *Journal) spareRecord(seq uint64) error {
 	}
 	upTo := seq + spareBatch
 	for s := max(seq, j.spareRecUpTo); s < upTo; s++ {
-		name := filepath.Join(j.dir, seqName(s)+journalSuffix)
+		name := j.recordName(s)
 		if err := os.WriteFile(name, []byte(spareMark), 0o600); err != nil {
 			os.Remove(name)
 			if s > seq {
@@ -139,7 +126,7 @@ func (j *Journal) DropSpares() {
 	next := j.next
 	j.mu.Unlock()
 	for s := next; s < j.spareRecUpTo; s++ {
-		os.Remove(filepath.Join(j.dir, seqName(s)+journalSuffix))
+		os.Remove(j.recordName(s))
 	}
 	j.spareRecUpTo = 0
 }

@@ -78,12 +78,12 @@ func TestJournalQuarantinesDamagedRecords(t *testing.T) {
 	bad := Record{Path: "bad", Data: "d2"}
 	j.Commit(&good, mk("d1", "x"))
 	j.Commit(&bad, mk("d2", "precious"))
-	name := filepath.Join(j.dir, seqName(bad.Seq)+journalSuffix)
+	name := j.recordName(bad.Seq)
 	body, _ := os.ReadFile(name)
 	os.WriteFile(name, []byte(strings.Replace(string(body), "bad", "bat", 1)), 0o600)
-	os.WriteFile(filepath.Join(j.dir, seqName(99)+journalSuffix), []byte("{\"seq\":99,"), 0o600)
+	os.WriteFile(j.recordName(99), []byte("{\"seq\":99,"), 0o600)
 	// A record spare whose content never reached the disk: empty.
-	os.WriteFile(filepath.Join(j.dir, seqName(100)+journalSuffix), nil, 0o600)
+	os.WriteFile(j.recordName(100), nil, 0o600)
 
 	recs, quarantined, orphans, err := j.Load()
 	if err != nil {
