@@ -2,8 +2,11 @@ package fs
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path"
@@ -104,14 +107,11 @@ func (n *Node) truncate(ctx context.Context, size int64, m backends.Meta) syscal
 		return toErrno(err)
 	}
 	n.mu.Lock()
-	st := n.staged
-	if err := st.file.Truncate(size); err != nil {
+	if err := n.staged.truncate(size); err != nil {
 		n.mu.Unlock()
 		return toErrno(err)
 	}
 	now := time.Now()
-	st.size, st.dirty, st.changed = size, true, true
-	st.truncated(size)
 	n.pending.MTime = &now
 	n.pending.Merge(m)
 	open := n.opens > 0
@@ -165,13 +165,24 @@ func (n *Node) uploadTo(ctx context.Context, p string) (string, error) {
 	}
 	meta.SHA256 = sum
 	if !local {
-		if done, err := n.skipUnchanged(ctx, p, st, size, meta, sent); done {
+		if done, err := n.skipUnchanged(ctx, p, st, size, &meta, sent); done {
 			return "", err
 		}
 	}
 
 	opts := backends.PutOptions{Meta: meta, IfNoneMatch: local, IfMatch: st.base}
 	e, err := n.put(ctx, p, st, size, opts)
+	if errors.Is(err, errSentOther) {
+		// The server has exactly the staged bytes, under a hash that is
+		// not theirs: take its version as the base and send them again
+		// with their own hash.
+		n.fs.log.Error("the hash recorded for a staged file differs from its bytes; uploading it again", "path", p)
+		n.settle(p, st, n.fs.resolve(p, e), backends.Meta{})
+		n.mu.Lock()
+		st.dirty = true
+		n.mu.Unlock()
+		return "", err
+	}
 	if errors.Is(err, backends.ErrPrecondition) || (local && errors.Is(err, backends.ErrExist)) {
 		cp := conflictName(p, time.Now())
 		n.fs.log.Warn("the server's copy changed while it was edited here; keeping both", "path", p, "conflict_copy", cp)
@@ -250,16 +261,29 @@ func unsent(pending, sent backends.Meta) backends.Meta {
 }
 
 // skipUnchanged stores only the metadata when the server's current version
-// already has the staged content (same size and hash): cp over an identical
-// file, an editor saving an unchanged file. It reports whether it did.
-func (n *Node) skipUnchanged(ctx context.Context, p string, st *staging, size int64, meta, sent backends.Meta) (bool, error) {
+// already has the staged content: cp over an identical file, an editor
+// saving an unchanged file. The decision is made from a hash of the bytes
+// about to be sent, read from the staging file now, never from the running
+// hash. It reports whether it skipped.
+func (n *Node) skipUnchanged(ctx context.Context, p string, st *staging, size int64, meta *backends.Meta, sent backends.Meta) (bool, error) {
 	n.mu.Lock()
 	e := n.entry
 	n.mu.Unlock()
-	if e.Meta.SHA256 == "" || e.Meta.SHA256 != meta.SHA256 || e.Size != size {
+	if e.Meta.SHA256 == "" || e.Size != size {
 		return false, nil
 	}
-	ne, err := n.fs.storeMeta(ctx, p, e, meta, e.Version)
+	sum, err := st.resum()
+	if err != nil {
+		return true, fmt.Errorf("%w: %w", errLocalData, err)
+	}
+	if sum != meta.SHA256 {
+		n.fs.log.Error("the running hash of a staged file was wrong; using the hash of its bytes", "path", p)
+		meta.SHA256 = sum
+	}
+	if e.Meta.SHA256 != sum {
+		return false, nil
+	}
+	ne, err := n.fs.storeMeta(ctx, p, e, *meta, e.Version)
 	if errors.Is(err, backends.ErrPrecondition) {
 		// Another client replaced the version this content equals: upload
 		// it, which keeps a conflict copy rather than stamp this hash on
@@ -275,15 +299,49 @@ func (n *Node) skipUnchanged(ctx context.Context, p string, st *staging, size in
 	return true, nil
 }
 
-// put streams the staging file to p with a progress deadline.
+// errSentOther: the server took an upload whose bytes do not have the
+// hash sent with them as metadata.
+var errSentOther = errors.New("the uploaded bytes do not have the hash sent with them")
+
+// put streams the staging file to p with a progress deadline. The bytes are
+// hashed as they go: a successful upload of fewer bytes than size, or of
+// bytes whose hash is not opts.Meta.SHA256, is errSentOther, so that no
+// hash is ever trusted for other bytes than its own.
 func (n *Node) put(ctx context.Context, p string, st *staging, size int64, opts backends.PutOptions) (backends.Entry, error) {
 	wctx, wd := newWatchdog(ctx, n.fs.opts.Timeout)
 	defer wd.stop()
-	var body io.Reader = kickReader{io.NewSectionReader(st.file, 0, size), wd}
+	sent := &hashingReader{r: kickReader{io.NewSectionReader(st.file, 0, size), wd}, h: sha256.New()}
+	var body io.Reader = sent
 	if fn, ok := ctx.Value(progressKey{}).(func(int64)); ok && fn != nil {
 		body = &progressReader{r: body, fn: fn}
 	}
-	return n.fs.be.Put(wctx, p, body, size, opts)
+	e, err := n.fs.be.Put(wctx, p, body, size, opts)
+	if err != nil {
+		return e, err
+	}
+	if sent.n != size {
+		st.inOrder = false
+		return e, fmt.Errorf("upload %s: %w: the server answered after %d of %d bytes", p, errSentOther, sent.n, size)
+	}
+	if got := hex.EncodeToString(sent.h.Sum(nil)); opts.Meta.SHA256 != "" && got != opts.Meta.SHA256 {
+		st.inOrder = false // the next attempt hashes the bytes anew
+		return e, fmt.Errorf("upload %s: %w (sent %s, recorded %s)", p, errSentOther, got, opts.Meta.SHA256)
+	}
+	return e, nil
+}
+
+// hashingReader hashes and counts what is read through it.
+type hashingReader struct {
+	r io.Reader
+	h hash.Hash
+	n int64
+}
+
+func (r *hashingReader) Read(b []byte) (int, error) {
+	k, err := r.r.Read(b)
+	r.h.Write(b[:k])
+	r.n += int64(k)
+	return k, err
 }
 
 // conflictName is where a conflicting local version goes:
@@ -363,13 +421,9 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 	k, err := st.file.WriteAt(data, off)
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if end := off + int64(k); end > st.size {
-		st.size = end
-	}
+	st.wrote(data[:k], off)
 	if k > 0 {
 		now := time.Now()
-		st.dirty, st.changed = true, true
-		st.wrote(data[:k], off)
 		n.pending.MTime = &now
 	}
 	if err != nil {
@@ -403,7 +457,15 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 	defer n.upMu.Unlock()
 	n.mu.Lock()
 	n.opens--
+	changed := n.staged != nil && n.staged.changed
 	n.mu.Unlock()
+	if changed {
+		// Written after the last flush: pages of a shared mapping that
+		// the kernel writes back when it is unmapped, after close().
+		if errno := n.commitLocked(n.path()); errno != 0 {
+			n.fs.log.Error("cannot commit changes written after close", "path", n.path(), "errno", errno)
+		}
+	}
 	n.dropStagingLocked()
 	return 0
 }
@@ -417,13 +479,11 @@ func (n *Node) Allocate(ctx context.Context, f fusefs.FileHandle, off uint64, si
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	st := n.staged
-	if err := syscall.Fallocate(int(st.file.Fd()), mode, int64(off), int64(size)); err != nil {
+	changed, err := n.staged.allocate(mode, int64(off), int64(size))
+	if err != nil {
 		return toErrno(err)
 	}
-	if fi, err := st.file.Stat(); err == nil && fi.Size() != st.size {
-		st.size, st.dirty, st.changed = fi.Size(), true, true
-		st.truncated(st.size)
+	if changed {
 		now := time.Now()
 		n.pending.MTime = &now
 	}

@@ -9,9 +9,11 @@ import (
 	"io"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cloudmount/cloudmount/cache"
+	"golang.org/x/sys/unix"
 )
 
 // staging is a file's content on local disk while it is written, and for as
@@ -50,10 +52,52 @@ func newStagingFile(f *os.File, base string) *staging {
 	return &staging{file: f, base: base, h: sha256.New(), inOrder: true}
 }
 
-// wrote tells the hash about data written at off. Writes in order (cp,
-// rsync, dd) are hashed as they come; any other write leaves the hash to
-// sum, which reads the file once.
+// wrote, truncate and allocate record every change of the content (a
+// write's data goes to the file first, without the node's lock): each one
+// marks it dirty and changed and keeps the running hash or gives it up, so
+// that no change can leave a stale hash behind.
+
+// truncate sets the size, as ftruncate(2).
+func (s *staging) truncate(size int64) error {
+	if err := s.file.Truncate(size); err != nil {
+		return err
+	}
+	s.size, s.dirty, s.changed = size, true, true
+	s.truncated(size)
+	return nil
+}
+
+// allocate applies fallocate(2) and reports whether the content (bytes or
+// size) may have changed. Only a KEEP_SIZE preallocation leaves it as it
+// was; punching a hole or zeroing a range changes bytes without changing
+// the size, so the running hash is given up.
+func (s *staging) allocate(mode uint32, off, n int64) (bool, error) {
+	if err := syscall.Fallocate(int(s.file.Fd()), mode, off, n); err != nil {
+		return false, err
+	}
+	fi, err := s.file.Stat()
+	if err != nil {
+		return false, err
+	}
+	if mode == unix.FALLOC_FL_KEEP_SIZE && fi.Size() == s.size {
+		return false, nil
+	}
+	s.size, s.dirty, s.changed = fi.Size(), true, true
+	s.inOrder = false
+	return true, nil
+}
+
+// wrote records that data was written at off: the size, the dirty state
+// and the hash. Writes in order (cp, rsync, dd) are hashed as they come;
+// any other write leaves the hash to sum, which reads the file once.
 func (s *staging) wrote(data []byte, off int64) {
+	if len(data) == 0 {
+		return
+	}
+	if end := off + int64(len(data)); end > s.size {
+		s.size = end
+	}
+	s.dirty, s.changed = true, true
 	if s.inOrder && off == s.hashed {
 		s.h.Write(data)
 		s.hashed += int64(len(data))
@@ -84,6 +128,13 @@ func (s *staging) sum() (string, error) {
 		s.hashed, s.inOrder = s.size, true
 	}
 	return hex.EncodeToString(s.h.Sum(nil)), nil
+}
+
+// resum hashes the file's bytes anew, whatever the running hash says, and
+// makes the result the running hash: what an upload decision is made from.
+func (s *staging) resum() (string, error) {
+	s.inOrder = false
+	return s.sum()
 }
 
 // knownSum returns the content's SHA-256 if it is known without reading
