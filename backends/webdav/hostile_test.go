@@ -263,6 +263,7 @@ func TestHostileReadIsChecked(t *testing.T) {
 		{hostile.ShortBody, 0, -1, "a whole-file reply of 2900 bytes"},
 		{hostile.LongBody, 1000, 1000, "a whole-file reply of 3100 bytes"},
 		{hostile.ShortRange, 1000, 1000, "Content-Length 900"},
+		{hostile.ShortRange, 0, size, "Content-Length 2900"},
 		{hostile.WrongTotal, 0, size, `gives the file 4000 bytes`},
 		{hostile.WrongTotal, 1000, 1000, `gives the file 4000 bytes`},
 		{hostile.WrongStart, 1000, 1000, `is not the range asked`},
