@@ -56,6 +56,16 @@ type MetaSetter interface {
 	SetMeta(ctx context.Context, path string, m Meta, ifVersion string) (Entry, error)
 }
 
+// SizedReader is implemented by backends that can check a read against the
+// size the caller knows the file has (from a listing): a reply that speaks
+// of another size (a range total, a whole-file length), or a stream that
+// ends before or runs past it, fails with ErrProtocol, so that data of
+// another version is never taken for the one the caller has in mind.
+type SizedReader interface {
+	// ReadSized is Backend.Read of a file of size bytes.
+	ReadSized(ctx context.Context, path string, off, length, size int64) (io.ReadCloser, error)
+}
+
 // QuotaReader is implemented by backends that can tell free and used space.
 type QuotaReader interface {
 	// Quota returns the space available to the mount's user.

@@ -3,6 +3,7 @@ package backends
 import (
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -28,5 +29,43 @@ func TestDescribeMatchesKind(t *testing.T) {
 	}
 	if !errors.Is(err, ErrAuth) {
 		t.Fatal("errors.Is(Describe(ErrAuth, ...), ErrAuth) is false")
+	}
+}
+
+func TestNameProblem(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		ok   bool
+	}{
+		{"a.txt", true},
+		{"caf\u00e9 #1?", true},
+		{"tab\there", true}, // control characters are legal names, escaped in logs
+		{strings.Repeat("x", 255), true},
+		{strings.Repeat("x", 256), false},
+		{"", false},
+		{".", false},
+		{"..", false},
+		{"a\x00b", false},
+		{"a/b", false},
+	} {
+		if got := NameProblem(c.name) == ""; got != c.ok {
+			t.Errorf("NameProblem(%q) = %q, want ok=%v", c.name, NameProblem(c.name), c.ok)
+		}
+	}
+}
+
+func TestEscape(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"plain name.txt", "plain name.txt"},
+		{"caf\u00e9", "caf\u00e9"},
+		{"a\x1b[31mred", `a\x1b[31mred`},
+		{"line\nforged=1", `line\nforged=1`},
+		{"bad\xffutf8", `bad\xffutf8`},
+		{`back\slash`, `back\\slash`},
+		{"a\x00b", `a\x00b`},
+	} {
+		if got := Escape(c.in); got != c.want {
+			t.Errorf("Escape(%q) = %s, want %s", c.in, got, c.want)
+		}
 	}
 }

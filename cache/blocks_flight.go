@@ -10,12 +10,16 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+
+	"github.com/cloudmount/cloudmount/backends"
 )
 
 // Fetch opens a stream of length bytes of the file at path starting at off
-// (length < 0: to the end). The stream must end when ctx does, and should
-// have an idle deadline of its own; the cache closes it.
-type Fetch func(ctx context.Context, path string, off, length int64) (io.ReadCloser, error)
+// (length < 0: to the end). size is the size the cache was told the file
+// has (Key.Size): a backend that can tell should fail a reply that speaks of
+// another. The stream must end when ctx does, and should have an idle
+// deadline of its own; the cache closes it.
+type Fetch func(ctx context.Context, path string, off, length, size int64) (io.ReadCloser, error)
 
 // errAbandoned ends a read-ahead block that its reader gave up before it
 // was fetched; anyone else waiting for it fetches it again.
@@ -40,6 +44,8 @@ type flight struct {
 	path string
 	off  int64 // offset of the block in the file
 	size int   // expected length of the block
+	// fileSize is the size of the whole file the block was asked for.
+	fileSize int64
 	// cache: the block is stored on disk once fetched (the file has a
 	// version).
 	cache bool
@@ -59,8 +65,8 @@ type flight struct {
 }
 
 // newFlight returns a flight holding one reference.
-func (b *Blocks) newFlight(id blockID, path string, size int, cache bool) *flight {
-	f := &flight{b: b, id: id, path: path, off: id.idx * BlockSize, size: size, cache: cache,
+func (b *Blocks) newFlight(id blockID, path string, size int, fileSize int64, cache bool) *flight {
+	f := &flight{b: b, id: id, path: path, off: id.idx * BlockSize, size: size, fileSize: fileSize, cache: cache,
 		buf: bufPool.Get().(*[]byte), done: make(chan struct{})}
 	f.refs.Store(1)
 	return f
@@ -106,7 +112,8 @@ func (f *flight) copyOut(p []byte, off int) int {
 // references (the caller's, the fetcher's and the inflight map's) and a
 // count in b.wg until it is finished. token asks for a read-ahead token;
 // without one free, nothing is claimed. Nothing is found once b is closed.
-func (b *Blocks) claim(id blockID, path string, size int, cache, token bool) (bf *blockFile, f *flight, owner bool) {
+func (b *Blocks) claim(id blockID, path string, fileSize int64, cache, token bool) (bf *blockFile, f *flight, owner bool) {
+	size := blockLen(fileSize, id.idx)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -117,7 +124,7 @@ func (b *Blocks) claim(id blockID, path string, size int, cache, token bool) (bf
 			return bf, nil, false
 		}
 	}
-	if f = b.inflight[id]; f != nil && f.size == size {
+	if f = b.inflight[id]; f != nil && f.fileSize == fileSize {
 		f.ref()
 		return nil, f, false
 	}
@@ -128,7 +135,7 @@ func (b *Blocks) claim(id blockID, path string, size int, cache, token bool) (bf
 			return nil, nil, false
 		}
 	}
-	f = b.newFlight(id, path, size, cache)
+	f = b.newFlight(id, path, size, fileSize, cache)
 	f.token = token
 	f.ref() // the fetcher's
 	b.wg.Add(1)
@@ -165,6 +172,12 @@ func (b *Blocks) finish(f *flight, n int, err error) {
 		f.unref()
 	}
 	b.mu.Unlock()
+	if ce := (*ContentError)(nil); errors.As(err, &ce) {
+		// The server's content is not the version its entry names: what
+		// was fetched of it before (earlier blocks of the same stream,
+		// maybe still on their way to disk) is no better.
+		b.Drop(f.path)
+	}
 	f.unref()
 	b.wg.Done()
 }
@@ -301,10 +314,10 @@ func (b *Blocks) fetchOne(ctx context.Context, f *flight, fetch Fetch) {
 	var err error
 	for attempt := 0; attempt < 2; attempt++ {
 		var rc io.ReadCloser
-		if rc, err = fetch(ctx, f.path, f.off, int64(f.size)); err != nil {
+		if rc, err = fetch(ctx, f.path, f.off, int64(f.size), f.fileSize); err != nil {
 			continue
 		}
-		n, err = readBlock(rc, (*f.buf)[:f.size])
+		n, err = f.readBlock(rc)
 		rc.Close()
 		if err == nil {
 			break
@@ -313,15 +326,48 @@ func (b *Blocks) fetchOne(ctx context.Context, f *flight, fetch Fetch) {
 	b.finish(f, n, err)
 }
 
-// readBlock fills p from r; a stream that ends early is not an error (the
-// file is shorter than its entry said), and n tells how much arrived.
-func readBlock(r io.Reader, p []byte) (int, error) {
-	n, err := io.ReadFull(r, p)
+// readBlock fills the block's buffer from r. A stream that ends before the
+// block is full is an error (ErrShortContent): the server's content is not
+// the size its entry said, so it is not that version, and it is neither
+// served nor cached.
+func (f *flight) readBlock(r io.Reader) (int, error) {
+	n, err := io.ReadFull(r, (*f.buf)[:f.size])
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		err = nil
+		err = &ContentError{Path: f.path, Size: f.fileSize,
+			Reason: fmt.Sprintf("the server's content ended at byte %d", f.off+int64(n))}
 	}
 	return n, err
 }
+
+// checkEnd makes sure that a stream read to the end of the file has nothing
+// more: a longer content is not the version the cache was told of.
+func (f *flight) checkEnd(r io.Reader) error {
+	if f.off+int64(f.size) != f.fileSize {
+		return nil
+	}
+	var one [1]byte
+	if n, _ := io.ReadFull(r, one[:]); n > 0 {
+		return &ContentError{Path: f.path, Size: f.fileSize, Reason: "the server's content goes on past its end"}
+	}
+	return nil
+}
+
+// ContentError is content from the server that disagrees with the size of
+// the file's entry. It matches backends.ErrProtocol.
+type ContentError struct {
+	Path   string
+	Size   int64 // the size the entry said
+	Reason string
+}
+
+// Error reads "read a.txt: the server's content ended at byte 90, but the
+// file has 100 bytes".
+func (e *ContentError) Error() string {
+	return fmt.Sprintf("read %s: %s, but the file has %d bytes", backends.Escape(e.Path), e.Reason, e.Size)
+}
+
+// Unwrap makes a ContentError match backends.ErrProtocol.
+func (e *ContentError) Unwrap() error { return backends.ErrProtocol }
 
 // readFile reads the block content at off into p from file, the block's
 // file on disk, checking the block against its checksum the first time

@@ -92,9 +92,9 @@ func (b *Blocks) ReadAt(ctx context.Context, k Key, dest []byte, off int64, fetc
 }
 
 // ReadAt reads the content of k at off into dest, from the cache or the
-// server. It returns fewer bytes than dest holds only at the end of the file
-// (or where the server's content ends early), and an error only when the
-// server's content could not be had. ctx bounds the wait; fetches go on for
+// server. It returns fewer bytes than dest holds only at the end of the file,
+// and an error when the server's content could not be had or disagrees with
+// k.Size (a ContentError). ctx bounds the wait; fetches go on for
 // other readers.
 func (r *Reader) ReadAt(ctx context.Context, k Key, dest []byte, off int64) (int, error) {
 	if off < 0 {
@@ -212,7 +212,7 @@ func (r *Reader) planLocked(first, last, off int64, n int) []*flight {
 			continue
 		}
 		id := blockID{ph: r.ph, vh: r.vh, idx: j}
-		bf, f, owner := r.b.claim(id, r.key.Path, blockLen(r.key.Size, j), r.cache, j > last)
+		bf, f, owner := r.b.claim(id, r.key.Path, r.key.Size, r.cache, j > last)
 		if bf != nil {
 			continue
 		}
@@ -256,7 +256,6 @@ func (r *Reader) let(drop []*flight, stale io.ReadCloser) {
 // disk, or by waiting for (or making) a fetch of it.
 func (r *Reader) serve(ctx context.Context, k Key, id blockID, cache bool, p []byte, within int) (int, error) {
 	b := r.b
-	size := blockLen(k.Size, id.idx)
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		r.mu.Lock()
@@ -271,7 +270,7 @@ func (r *Reader) serve(ctx context.Context, k Key, id blockID, cache bool, p []b
 		if f == nil {
 			var bf *blockFile
 			var owner bool
-			bf, f, owner = b.claim(id, k.Path, size, cache, false)
+			bf, f, owner = b.claim(id, k.Path, k.Size, cache, false)
 			if bf != nil {
 				n, err := r.readDisk(bf, p, within)
 				if err == nil {
@@ -302,6 +301,9 @@ func (r *Reader) serve(ctx context.Context, k Key, id blockID, cache bool, p []b
 		f.unref()
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
+		}
+		if ce := (*ContentError)(nil); errors.As(err, &ce) {
+			return 0, err // asking again would only fetch the same
 		}
 		// The fetch failed, or was given up by another reader: try again
 		// with a fetch of this block alone.
@@ -422,21 +424,25 @@ func (r *Reader) fill(f *flight, rc io.ReadCloser, spos int64) (io.ReadCloser, i
 			}
 		}
 		if rc == nil {
-			if rc, err = r.fetch(r.ctx, f.path, f.off, -1); err != nil {
+			if rc, err = r.fetch(r.ctx, f.path, f.off, -1, f.fileSize); err != nil {
 				rc = nil
 				continue
 			}
 			spos = f.off
 		}
-		n, err = readBlock(rc, (*f.buf)[:f.size])
+		n, err = f.readBlock(rc)
 		spos += int64(n)
-		if err == nil && n == f.size {
+		if err == nil {
+			err = f.checkEnd(rc)
+		}
+		if err == nil {
 			break
 		}
 		rc.Close()
 		rc = nil
-		if err == nil {
-			break // the content ends early
+		var ce *ContentError
+		if errors.As(err, &ce) {
+			break // what the server has is not what the entry says
 		}
 	}
 	r.b.finish(f, n, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cloudmount/cloudmount/backends"
 )
 
 // source is a fake server for the block cache: files in memory, with the
@@ -38,7 +41,7 @@ func (s *source) put(p string, data []byte) {
 	s.files[p] = data
 }
 
-func (s *source) fetch(ctx context.Context, p string, off, length int64) (io.ReadCloser, error) {
+func (s *source) fetch(ctx context.Context, p string, off, length, size int64) (io.ReadCloser, error) {
 	s.mu.Lock()
 	gate, fail, data := s.gate, s.fail, s.files[p]
 	s.ranges = append(s.ranges, rangeString(off, length))
@@ -506,21 +509,60 @@ func TestBlocksNoVersionIsNotCached(t *testing.T) {
 	}
 }
 
-func TestBlocksShortServerContent(t *testing.T) {
-	src := newSource()
-	src.put("f", []byte("only this"))
-	k := Key{Path: "f", Version: "1", Size: 100} // the entry says more
-	b := openTestBlocks(t, t.TempDir(), 0)
-	r := b.NewReader(src.fetch)
-	defer r.Close()
-	buf := make([]byte, 100)
-	n, err := r.ReadAt(t.Context(), k, buf, 0)
-	if err != nil || string(buf[:n]) != "only this" {
-		t.Fatalf("read %q %v", buf[:n], err)
-	}
-	b.quiesce()
-	if b.Stats().Blocks != 0 {
-		t.Fatal("a short block was cached")
+// A server whose content is shorter or longer than the file's entry says
+// gives an error, not a short read, and nothing of it is cached; once the
+// server is right again (same version), the read returns its bytes.
+func TestBlocksServerContentOfAnotherSize(t *testing.T) {
+	right := bytes.Repeat([]byte("0123456789"), BlockSize/10+30) // a block and 300 bytes
+	for _, c := range []struct {
+		name  string
+		wrong []byte
+		// ranged: a ranged read of one block can tell too; a longer content
+		// shows only to a stream read to the end (the backend checks ranged
+		// replies against the size it is given).
+		ranged bool
+	}{
+		{"short", right[:len(right)-90], true},
+		{"short block", right[:BlockSize/2], true},
+		{"long", append(append([]byte(nil), right...), "and more"...), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			src := newSource()
+			src.put("f", c.wrong)
+			k := Key{Path: "f", Version: "1", Size: int64(len(right))}
+			b := openTestBlocks(t, t.TempDir(), 0)
+			readers := []*Reader{b.NewReader(src.fetch)}
+			if c.ranged {
+				readers = append(readers, nil)
+			}
+			for _, r := range readers {
+				buf := make([]byte, len(right))
+				var n int
+				var err error
+				if r != nil { // sequential: read-ahead streams
+					n, err = r.ReadAt(t.Context(), k, buf, 0)
+					r.Close()
+				} else { // one ranged read per block
+					n, err = b.ReadAt(t.Context(), k, buf, 0, src.fetch)
+				}
+				var ce *ContentError
+				if !errors.As(err, &ce) || !errors.Is(err, backends.ErrProtocol) {
+					t.Fatalf("read %d bytes, err %v; want a ContentError", n, err)
+				}
+				if !strings.Contains(err.Error(), fmt.Sprintf("but the file has %d bytes", len(right))) {
+					t.Errorf("message %q does not say the size", err)
+				}
+				b.quiesce()
+				if st := b.Stats(); st.Blocks != 0 {
+					t.Fatalf("after a reply of the wrong size the cache holds %d blocks", st.Blocks)
+				}
+			}
+			src.put("f", right) // the server is fixed, same version
+			buf := make([]byte, len(right))
+			if n, err := b.ReadAt(t.Context(), k, buf, 0, src.fetch); err != nil || !bytes.Equal(buf[:n], right) {
+				t.Fatalf("after the fix: %d bytes, %v", n, err)
+			}
+		})
 	}
 }
 

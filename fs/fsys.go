@@ -18,9 +18,10 @@ type fsys struct {
 	opts  Options
 	log   *slog.Logger
 
-	inos *inodeNumbers
-	dirs *dirCache
-	qc   quotaCache
+	inos  *inodeNumbers
+	dirs  *dirCache
+	lists listFlights // one listing per directory in flight
+	qc    quotaCache
 	// q uploads committed files; live holds their nodes.
 	q    *cache.Queue
 	live *liveNodes

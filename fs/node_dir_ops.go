@@ -36,7 +36,9 @@ func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 		return ch, cn.entryOut(out)
 	}
 	e, found, known, at := n.fs.dirs.lookupAt(dir, name, n.fs.opts.DirCacheTime)
-	if !known && n.fs.dirs.probed(dir) {
+	// A listing being read answers too: waiting for it costs no request.
+	if !known && (n.fs.dirs.probed(dir) || n.fs.lists.busy(dir)) &&
+		n.fs.lists.failure(dir, n.fs.opts.DirCacheTime) == nil {
 		if _, errno := n.list(ctx); errno == 0 {
 			e, found, known, at = n.fs.dirs.lookupAt(dir, name, n.fs.opts.DirCacheTime)
 		}
@@ -135,15 +137,30 @@ func (n *Node) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 
 // list returns the directory's listing: the last one read if it is younger
 // than the directory cache time, else the server's, or while the server
-// cannot be reached, the last one seen.
+// cannot be reached, the last one seen. One listing of a directory is read
+// at a time (listFlights); one that failed answers for the directory cache
+// time.
 func (n *Node) list(ctx context.Context) ([]backends.Entry, syscall.Errno) {
 	dir := n.path()
 	if entries, ok := n.fs.dirs.fresh(dir); ok {
 		return entries, 0
 	}
-	cctx, cancel := n.fs.call(ctx)
-	entries, err := n.fs.be.List(cctx, dir)
-	cancel()
+	if err := n.fs.lists.failure(dir, n.fs.opts.DirCacheTime); err != nil {
+		return nil, toErrno(err)
+	}
+	entries, err := n.fs.lists.do(ctx, dir, func() ([]backends.Entry, error) {
+		cctx, cancel := n.fs.call(ctx)
+		defer cancel()
+		entries, err := n.fs.be.List(cctx, dir)
+		switch {
+		case err == nil:
+			n.fs.dirs.put(dir, entries)
+			n.fs.lists.forget(dir)
+		case !n.fs.Offline(err):
+			n.fs.lists.fail(dir, err)
+		}
+		return entries, err
+	})
 	if err != nil {
 		if n.fs.Offline(err) {
 			if old, ok := n.fs.dirs.stale(dir); ok {
@@ -154,7 +171,6 @@ func (n *Node) list(ctx context.Context) ([]backends.Entry, syscall.Errno) {
 		n.fs.log.Warn("listing failed", "path", dir, "err", err)
 		return nil, toErrno(err)
 	}
-	n.fs.dirs.put(dir, entries)
 	return entries, 0
 }
 

@@ -64,11 +64,19 @@ func contentVersion(e backends.Entry) string {
 
 // openStream opens a ranged stream of the file at p for the block cache. The
 // stream fails when no data arrives for the mount's timeout (its deadline
-// is one of progress, not of length) and ends when ctx does.
-func (f *fsys) openStream(ctx context.Context, p string, off, length int64) (io.ReadCloser, error) {
+// is one of progress, not of length) and ends when ctx does. A backend that
+// can check the reply against the size of the file's entry does
+// (backends.SizedReader).
+func (f *fsys) openStream(ctx context.Context, p string, off, length, size int64) (io.ReadCloser, error) {
 	wctx, wd := newWatchdog(ctx, f.opts.Timeout)
 	stop := context.AfterFunc(ctx, wd.stop)
-	rc, err := f.be.Read(wctx, p, off, length)
+	var rc io.ReadCloser
+	var err error
+	if sr, ok := f.be.(backends.SizedReader); ok {
+		rc, err = sr.ReadSized(wctx, p, off, length, size)
+	} else {
+		rc, err = f.be.Read(wctx, p, off, length)
+	}
 	if err != nil {
 		stop()
 		wd.stop()

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"syscall"
+	"time"
 
 	"github.com/cloudmount/cloudmount/backends"
 )
@@ -57,9 +58,98 @@ func (e *HTTPError) Error() string {
 // Unwrap returns the backend sentinel.
 func (e *HTTPError) Unwrap() error { return e.Err }
 
-// statusError builds the error for an unexpected reply.
+// statusError builds the error for an unexpected reply: a RedirectError
+// for a redirect, else an HTTPError.
 func statusError(method, p string, resp *http.Response) error {
+	if isRedirect(resp.StatusCode) || resp.StatusCode == http.StatusSeeOther {
+		return redirectError(method, p, resp)
+	}
 	return statusErrorAs(method, p, resp, statusErrors[resp.StatusCode])
+}
+
+// RedirectError is a redirect reply. cloudmount never follows one: the
+// request carries the user's credentials, which must not go to an address
+// the user did not give. It matches backends.ErrProtocol: neither "offline"
+// (nothing is wrong with the network) nor a reason to give up an upload.
+type RedirectError struct {
+	Method   string // "PUT"
+	Path     string // relative to the root
+	Server   string // host:port that answered
+	Status   string // "307 Temporary Redirect"
+	Location string // the target, "" if the reply names none
+}
+
+// Error names the target and says what to do.
+func (e *RedirectError) Error() string {
+	target := e.Location
+	if target == "" {
+		target = "an address it does not name"
+	}
+	return fmt.Sprintf("%s %s: %s redirects to %s (HTTP %s); cloudmount does not follow redirects, "+
+		"since that would send your credentials to another address: mount the final URL instead",
+		e.Method, display(e.Path), e.Server, backends.Escape(target), e.Status)
+}
+
+// Unwrap makes a RedirectError match backends.ErrProtocol.
+func (e *RedirectError) Unwrap() error { return backends.ErrProtocol }
+
+// redirectError builds the RedirectError of resp.
+func redirectError(method, p string, resp *http.Response) error {
+	e := &RedirectError{Method: method, Path: p, Status: resp.Status, Location: resp.Header.Get("Location")}
+	if e.Status == "" {
+		e.Status = fmt.Sprintf("%d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+	}
+	if resp.Request != nil && resp.Request.URL != nil {
+		e.Server = resp.Request.URL.Host
+		if loc, err := resp.Location(); err == nil {
+			e.Location = loc.Redacted()
+		}
+	}
+	return e
+}
+
+// redirectError is redirectError for calls that know the server.
+func (b *Backend) redirectError(method, p string, resp *http.Response) error {
+	err := redirectError(method, p, resp)
+	if re, ok := err.(*RedirectError); ok && re.Server == "" {
+		re.Server = b.hostPort
+	}
+	return err
+}
+
+// refuseRedirects is the transport of uploads: it turns a redirect reply
+// into a RedirectError before net/http's client sees it. The client would
+// otherwise ask for the body again to resend it (before consulting
+// CheckRedirect), and an upload body that was sent cannot be had again.
+type refuseRedirects struct {
+	rt http.RoundTripper
+}
+
+// RoundTrip implements http.RoundTripper.
+func (r refuseRedirects) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := r.rt.RoundTrip(req)
+	if err != nil || (!isRedirect(resp.StatusCode) && resp.StatusCode != http.StatusSeeOther) {
+		return resp, err
+	}
+	resp.Request = req
+	rerr := redirectError(req.Method, "", resp)
+	drain(resp)
+	return nil, rerr
+}
+
+// timeoutError is a call the server did not answer within the timeout. It
+// matches backends.ErrUnavailable and context.DeadlineExceeded.
+type timeoutError struct {
+	server  string
+	timeout time.Duration
+}
+
+func (e *timeoutError) Error() string {
+	return fmt.Sprintf("the server %s did not answer within %s", e.server, e.timeout)
+}
+
+func (e *timeoutError) Unwrap() []error {
+	return []error{backends.ErrUnavailable, context.DeadlineExceeded}
 }
 
 // statusErrorAs is statusError with the sentinel chosen by the caller.
@@ -103,7 +193,7 @@ func (b *Backend) describeNetError(err error) error {
 	case errors.Is(err, context.Canceled):
 		return err
 	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("%w: %s did not answer in time: %w", backends.ErrUnavailable, hp, context.DeadlineExceeded)
+		return &timeoutError{server: hp, timeout: b.timeout}
 	case errors.As(err, &unknownCA):
 		issuer := "an unknown authority"
 		if unknownCA.Cert != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -163,8 +164,16 @@ func (b *Backend) put(ctx context.Context, p string, r io.Reader, size int64, op
 	if opts.Meta.SHA256 != "" && b.sendsChecksum() {
 		req.Header.Set(ocChecksumHeader, "SHA256:"+strings.ToLower(opts.Meta.SHA256))
 	}
-	resp, err := b.client.Do(req)
+	resp, err := b.putClient.Do(req)
 	guard.disarm()
+	if re := (*RedirectError)(nil); errors.As(err, &re) {
+		re.Method, re.Path = "PUT", p
+		if loc, lerr := url.Parse(re.Location); lerr == nil && b.isSlashTarget(loc, p) {
+			// Apache redirects a PUT onto a collection
+			return fmt.Errorf("PUT %s: %w (HTTP %s)", display(p), backends.ErrIsDir, re.Status)
+		}
+		return re
+	}
 	if err != nil {
 		b.log.Debug("webdav request failed", "method", "PUT", "path", display(p), "err", err)
 		if serr := body.sourceError(); serr != nil {
@@ -181,9 +190,6 @@ func (b *Backend) put(ctx context.Context, p string, r io.Reader, size int64, op
 		if opts.IfNoneMatch {
 			return fmt.Errorf("%w %w", statusErrorAs("PUT", p, resp, backends.ErrExist), backends.ErrPrecondition)
 		}
-	case http.StatusMovedPermanently, http.StatusPermanentRedirect:
-		// Apache redirects a PUT onto a collection
-		return statusErrorAs("PUT", p, resp, backends.ErrIsDir)
 	}
 	return statusError("PUT", p, resp)
 }

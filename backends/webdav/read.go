@@ -11,10 +11,28 @@ import (
 	"github.com/cloudmount/cloudmount/backends"
 )
 
+var _ backends.SizedReader = (*Backend)(nil)
+
 // Read streams length bytes of the file at p from off (GET with Range);
 // length < 0 reads to the end. Reading past the end yields an empty stream.
 // The stream ends with ctx, and fails when no data arrives for the timeout.
+// A reply that contradicts itself or the range asked (a Content-Range that
+// starts or ends elsewhere, a body longer or shorter than its headers say)
+// fails with ErrProtocol.
 func (b *Backend) Read(ctx context.Context, p string, off, length int64) (io.ReadCloser, error) {
+	return b.read(ctx, p, off, length, -1)
+}
+
+// ReadSized is Read of a file the caller knows to have size bytes (from a
+// listing): a reply that speaks of another size (the total of a
+// Content-Range, the length of a whole-file reply) or whose body ends
+// before or runs past it fails with ErrProtocol, so that data of another
+// version is never taken for this one.
+func (b *Backend) ReadSized(ctx context.Context, p string, off, length, size int64) (io.ReadCloser, error) {
+	return b.read(ctx, p, off, length, size)
+}
+
+func (b *Backend) read(ctx context.Context, p string, off, length, size int64) (io.ReadCloser, error) {
 	p = cleanPath(p)
 	if off < 0 {
 		return nil, fmt.Errorf("GET %s: negative offset %d", display(p), off)
@@ -29,69 +47,191 @@ func (b *Backend) Read(ctx context.Context, p string, off, length int64) (io.Rea
 		cancel()
 		return nil, err
 	}
+	asked := ""
 	if off > 0 || length > 0 {
-		rng := "bytes=" + strconv.FormatInt(off, 10) + "-"
+		asked = "bytes=" + strconv.FormatInt(off, 10) + "-"
 		if length > 0 {
-			rng += strconv.FormatInt(off+length-1, 10)
+			asked += strconv.FormatInt(off+length-1, 10)
 		}
-		req.Header.Set("Range", rng)
+		req.Header.Set("Range", asked)
 	}
 	resp, err := b.send(req, p)
 	if err != nil {
 		cancel()
 		return nil, err
 	}
-	s := &readStream{b: b, path: p, body: resp.Body, r: resp.Body, guard: guard, cancel: cancel}
+	s := &readStream{b: b, path: p, body: resp.Body, guard: guard, cancel: cancel}
+	fail := func(err error) (io.ReadCloser, error) {
+		_ = s.Close()
+		return nil, err
+	}
+	bad := func(format string, args ...any) (io.ReadCloser, error) {
+		return fail(b.badReply(p, asked, size, fmt.Sprintf(format, args...)))
+	}
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
-		if start, ok := contentRangeStart(resp.Header.Get("Content-Range")); !ok || start != off {
-			_ = s.Close()
-			return nil, fmt.Errorf("GET %s: %w: asked for bytes from %d, got Content-Range %q",
-				display(p), backends.ErrProtocol, off, resp.Header.Get("Content-Range"))
+		cr := resp.Header.Get("Content-Range")
+		first, last, total, ok := parseContentRange(cr)
+		if !ok {
+			return bad("Content-Range %q does not read", cr)
 		}
+		if total < 0 {
+			total = size
+		}
+		if size >= 0 && total != size {
+			return bad("Content-Range %q gives the file %d bytes", cr, total)
+		}
+		wantLast := int64(-1) // unknown
+		if length > 0 {
+			wantLast = off + length - 1
+		}
+		if total >= 0 && (wantLast < 0 || wantLast > total-1) {
+			wantLast = total - 1
+		}
+		if first != off || last < first || (wantLast >= 0 && last != wantLast) {
+			return bad("Content-Range %q is not the range asked", cr)
+		}
+		n := last - first + 1
+		if resp.ContentLength >= 0 && resp.ContentLength != n {
+			return bad("Content-Length %d, but Content-Range %q", resp.ContentLength, cr)
+		}
+		s.r = &exactReader{r: resp.Body, left: n, what: s.describe(asked, size)}
 	case http.StatusOK:
-		// The server ignored Range: skip to off ourselves.
+		// The server ignored Range (or none was sent): the body is the whole
+		// file, of which the part asked is cut out here.
+		total := resp.ContentLength
+		if size >= 0 && total >= 0 && total != size {
+			return bad("a whole-file reply of %d bytes", total)
+		}
+		if total < 0 {
+			total = size
+		}
+		s.r = &exactReader{r: resp.Body, left: total, what: s.describe(asked, size)}
 		if off > 0 {
 			n, err := io.CopyN(io.Discard, s, off)
 			if err != nil && err != io.EOF {
-				_ = s.Close()
-				return nil, err
+				return fail(err)
 			}
 			if n < off {
 				_ = s.Close()
 				return io.NopCloser(strings.NewReader("")), nil
 			}
 		}
+		if length > 0 {
+			s.r = io.LimitReader(s.r, length)
+		}
 	case http.StatusRequestedRangeNotSatisfiable:
+		if size >= 0 && off < size {
+			return bad("HTTP %s, %q", resp.Status, resp.Header.Get("Content-Range"))
+		}
 		drain(resp)
 		cancel()
 		return io.NopCloser(strings.NewReader("")), nil
 	case http.StatusMovedPermanently, http.StatusPermanentRedirect:
+		if b.isSlashRedirect(resp, p) {
+			drain(resp)
+			cancel()
+			return nil, statusErrorAs("GET", p, resp, backends.ErrIsDir)
+		}
 		drain(resp)
 		cancel()
-		return nil, statusErrorAs("GET", p, resp, backends.ErrIsDir)
+		return nil, b.redirectError("GET", p, resp)
 	default:
 		drain(resp)
 		cancel()
+		if isRedirect(resp.StatusCode) {
+			return nil, b.redirectError("GET", p, resp)
+		}
 		return nil, statusError("GET", p, resp)
-	}
-	if length > 0 {
-		s.r = io.LimitReader(resp.Body, length)
 	}
 	return s, nil
 }
 
-// contentRangeStart parses the first byte of "bytes 10-19/100".
-func contentRangeStart(h string) (int64, bool) {
-	h = strings.TrimSpace(h)
-	rest, ok := strings.CutPrefix(h, "bytes ")
-	if !ok {
-		return 0, false
+// badReply is the error of a GET reply that does not fit what was asked or
+// the size the file is known to have.
+func (b *Backend) badReply(p, asked string, size int64, words string) error {
+	return backends.Describe(backends.ErrProtocol, "GET %s: the reply of %s does not fit %s: %s",
+		display(p), b.hostPort, describeAsk(asked, size), words)
+}
+
+// describe is what a stream was asked for, for messages.
+func (s *readStream) describe(asked string, size int64) string {
+	return fmt.Sprintf("GET %s: the reply of %s does not fit %s", display(s.path), s.b.hostPort, describeAsk(asked, size))
+}
+
+func describeAsk(asked string, size int64) string {
+	what := "the whole file"
+	if asked != "" {
+		what = "Range " + asked
 	}
-	first, _, ok := strings.Cut(rest, "-")
-	if !ok {
-		return 0, false
+	if size >= 0 {
+		what += fmt.Sprintf(" of a file of %d bytes", size)
 	}
-	n, err := strconv.ParseInt(strings.TrimSpace(first), 10, 64)
-	return n, err == nil
+	return what
+}
+
+// exactReader passes on a body that must be left bytes long (left < 0:
+// unknown), failing with ErrProtocol when it ends before or runs past that.
+type exactReader struct {
+	r    io.Reader
+	left int64
+	what string
+	err  error // sticky
+}
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	switch {
+	case e.err != nil:
+		return 0, e.err
+	case e.left < 0:
+		return e.r.Read(p)
+	case e.left == 0:
+		var one [1]byte
+		n, err := io.ReadFull(e.r, one[:])
+		if n > 0 {
+			e.err = backends.Describe(backends.ErrProtocol, "%s: the body goes on past its length", e.what)
+			return 0, e.err
+		}
+		return 0, err
+	}
+	if int64(len(p)) > e.left {
+		p = p[:e.left]
+	}
+	n, err := e.r.Read(p)
+	e.left -= int64(n)
+	if err == io.EOF {
+		if e.left > 0 {
+			e.err = backends.Describe(backends.ErrProtocol, "%s: the body ended %d bytes short", e.what, e.left)
+			return n, e.err
+		}
+		err = nil // the next Read makes sure it ends here
+	}
+	return n, err
+}
+
+// parseContentRange reads "bytes 10-19/100" (total -1 for "/*").
+func parseContentRange(h string) (first, last, total int64, ok bool) {
+	rest, ok := strings.CutPrefix(strings.TrimSpace(h), "bytes ")
+	if !ok {
+		return 0, 0, 0, false
+	}
+	rng, tot, ok := strings.Cut(strings.TrimSpace(rest), "/")
+	if !ok {
+		return 0, 0, 0, false
+	}
+	a, z, ok := strings.Cut(rng, "-")
+	if !ok {
+		return 0, 0, 0, false
+	}
+	var err1, err2, err3 error
+	first, err1 = strconv.ParseInt(strings.TrimSpace(a), 10, 64)
+	last, err2 = strconv.ParseInt(strings.TrimSpace(z), 10, 64)
+	total = -1
+	if t := strings.TrimSpace(tot); t != "*" {
+		total, err3 = strconv.ParseInt(t, 10, 64)
+	}
+	if err1 != nil || err2 != nil || err3 != nil || first < 0 || last < 0 || total < -1 {
+		return 0, 0, 0, false
+	}
+	return first, last, total, true
 }

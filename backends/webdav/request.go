@@ -8,6 +8,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/cloudmount/cloudmount/backends"
 )
 
 // request describes one WebDAV call with a small (or no) body.
@@ -29,9 +31,10 @@ func cleanPath(p string) string {
 	return strings.TrimPrefix(p, "/")
 }
 
-// display renders a relative path for messages: "/" for the root.
+// display renders a relative path for messages: "/" for the root, control
+// characters escaped (backends.Escape), since names come from the server.
 func display(p string) string {
-	return "/" + p
+	return "/" + backends.Escape(p)
 }
 
 // escapeSegment percent-encodes everything in a path segment but the RFC 3986
@@ -172,6 +175,11 @@ func (b *Backend) isSlashRedirect(resp *http.Response, p string) bool {
 	if err != nil {
 		return false
 	}
+	return b.isSlashTarget(loc, p)
+}
+
+// isSlashTarget reports whether loc is the URL of p as a collection.
+func (b *Backend) isSlashTarget(loc *url.URL, p string) bool {
 	want, err := url.Parse(b.urlFor(p, true))
 	if err != nil {
 		return false

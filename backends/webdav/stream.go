@@ -2,10 +2,13 @@ package webdav
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync/atomic"
 	"time"
+
+	"github.com/cloudmount/cloudmount/backends"
 )
 
 // Streams (a GET body, a PUT body) may take far longer than one call's
@@ -58,8 +61,8 @@ func (s *readStream) Read(p []byte) (int, error) {
 	n, err := s.r.Read(p)
 	s.guard.disarm()
 	if err != nil && err != io.EOF {
-		if s.closed.Load() {
-			return n, err
+		if s.closed.Load() || errors.Is(err, backends.ErrProtocol) {
+			return n, err // closed by the caller; a reply that does not fit
 		}
 		return n, s.b.netError("GET", s.path, s.guard.explain(err))
 	}

@@ -42,6 +42,12 @@ type Config struct {
 	CAFile   string        // extra trusted CA certificates (PEM), for private servers
 	Timeout  time.Duration // deadline of one remote call when ctx has none shorter (default 30s)
 	Logger   *slog.Logger  // nil = slog.Default()
+	// MaxListingEntries bounds the entries of one PROPFIND reply (0:
+	// DefaultMaxListingEntries); a larger reply is an error.
+	MaxListingEntries int
+	// MaxListingBytes bounds the size of one PROPFIND reply (0:
+	// DefaultMaxListingBytes); a larger reply is an error.
+	MaxListingBytes int64
 }
 
 // DefaultTimeout bounds one remote call when Config.Timeout is zero.
@@ -58,12 +64,14 @@ type Backend struct {
 	rootPath    string // decoded URL path of the root, with trailing slash
 	rootEscaped string // the same, percent-encoded
 	hostPort    string // "host:port" for messages
+	limits      msLimits
 	user        string
 	password    string
 	timeout     time.Duration
 	log         *slog.Logger
 	transport   *http.Transport
 	client      *http.Client
+	putClient   *http.Client // client with refuseRedirects, for uploads
 
 	capsMu   sync.Mutex // protects caps
 	caps     *backends.Capabilities
@@ -129,6 +137,13 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		}
 		b.hostPort = net.JoinHostPort(u.Hostname(), port)
 	}
+	b.limits = msLimits{entries: cfg.MaxListingEntries, bytes: cfg.MaxListingBytes, server: b.hostPort}
+	if b.limits.entries <= 0 {
+		b.limits.entries = DefaultMaxListingEntries
+	}
+	if b.limits.bytes <= 0 {
+		b.limits.bytes = DefaultMaxListingBytes
+	}
 	if err := b.newClient(cfg.CAFile); err != nil {
 		return nil, err
 	}
@@ -185,6 +200,11 @@ func (b *Backend) newClient(caFile string) error {
 			return http.ErrUseLastResponse
 		},
 	}
+	b.putClient = &http.Client{
+		Transport:     refuseRedirects{b.transport},
+		Jar:           jar,
+		CheckRedirect: b.client.CheckRedirect,
+	}
 	return nil
 }
 
@@ -218,7 +238,7 @@ func (b *Backend) checkRoot(ctx context.Context) error {
 		}
 		return backends.Describe(sentinel, "URL is not a WebDAV collection: %s answered PROPFIND with HTTP %s", where, what)
 	}
-	res, err := parseMultistatus(resp.Body)
+	res, err := decodeMultistatus(resp.Body, b.limits)
 	if err != nil {
 		return fmt.Errorf("URL is not a WebDAV collection: %s: %w", where, err)
 	}

@@ -3,7 +3,6 @@ package webdav
 import (
 	"encoding/xml"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -15,10 +14,6 @@ import (
 
 // NS is the XML namespace of the dead properties cloudmount stores with files.
 const NS = "urn:x-cloudmount:1"
-
-// maxMultistatus bounds a PROPFIND reply (a directory of about a million
-// entries); a larger one is refused as malformed rather than exhausting memory.
-const maxMultistatus = 512 << 20
 
 // The multistatus types below decode only what cloudmount reads. Pointer
 // fields tell "absent" from "empty".
@@ -65,6 +60,7 @@ type msProp struct {
 // cloudmount uses. Only properties reported with a 2xx status are kept.
 type resource struct {
 	path      string // decoded URL path of the href, as the server wrote it
+	href      string // the href as the server wrote it
 	status    int    // response-level status, 0 when there is none or it does not read
 	found     bool   // at least one property came back with a 2xx status
 	failed    bool   // a property or the response came back with a status that is not 2xx or does not read
@@ -81,55 +77,6 @@ type resource struct {
 	// the content (Nextcloud clears it on an upload without OC-Checksum and
 	// when its scanner sees the file change), so it needs no cm:etag stamp.
 	ocSHA256 string
-}
-
-// parseMultistatus decodes a DAV:multistatus body. It fails with ErrProtocol
-// when the body is not well-formed XML or is not a multistatus.
-func parseMultistatus(r io.Reader) ([]resource, error) {
-	dec := xml.NewDecoder(io.LimitReader(r, maxMultistatus))
-	var ms msMultistatus
-	var root xml.StartElement
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, fmt.Errorf("%w: reading multistatus: %v", backends.ErrProtocol, err)
-		}
-		if se, ok := tok.(xml.StartElement); ok {
-			root = se
-			break
-		}
-	}
-	if root.Name.Space != "DAV:" || root.Name.Local != "multistatus" {
-		return nil, fmt.Errorf("%w: reply is <%s>, not a DAV:multistatus", backends.ErrProtocol, root.Name.Local)
-	}
-	if err := dec.DecodeElement(&ms, &root); err != nil {
-		return nil, fmt.Errorf("%w: reading multistatus: %v", backends.ErrProtocol, err)
-	}
-	out := make([]resource, 0, len(ms.Responses))
-	for _, r := range ms.Responses {
-		if len(r.Hrefs) == 0 {
-			return nil, fmt.Errorf("%w: multistatus response without href", backends.ErrProtocol)
-		}
-		p, err := hrefPath(r.Hrefs[0])
-		if err != nil {
-			return nil, err
-		}
-		res := resource{path: p, size: -1}
-		if len(r.Status) > 0 {
-			res.status = worstStatus(r.Status)
-			res.failed = !is2xx(res.status)
-		}
-		for _, ps := range r.Propstats {
-			if !is2xx(worstStatus(ps.Status)) {
-				res.failed = true
-				continue
-			}
-			res.found = true
-			res.apply(&ps.Prop)
-		}
-		out = append(out, res)
-	}
-	return out, nil
 }
 
 // apply copies the properties of one successful propstat into res. Values

@@ -189,6 +189,11 @@ func FuzzParseMultistatus(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// Tight bounds: going over one is an error like any other.
+		small := msLimits{entries: 3, bytes: 4096, server: "fuzz"}
+		if _, err := decodeMultistatus(bytes.NewReader(data), small); err != nil && !errors.Is(err, backends.ErrProtocol) {
+			t.Fatalf("bounded: error %v is not ErrProtocol", err)
+		}
 		res, err := parseMultistatus(bytes.NewReader(data))
 		if err != nil {
 			if !errors.Is(err, backends.ErrProtocol) {
