@@ -18,6 +18,12 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
+// noPermissionsWarning is logged at every start of a mount with
+// allow_other and default_permissions turned off.
+const noPermissionsWarning = "allow_other without default_permissions: every local user can read, change and delete " +
+	"every file of this mount with your credentials on the server, whatever the modes say; " +
+	"remove default_permissions=false unless that is what you want"
+
 // errInterrupted is the outcome of a signal before the mount was ready.
 var errInterrupted = errors.New("interrupted before the mount was ready")
 
@@ -35,6 +41,9 @@ func serveMount(cfg *mountConfig, log *slog.Logger, ready func()) error {
 	defer signal.Stop(sigs)
 
 	log.Info("starting cloudmount", "version", versionString(), "pid", os.Getpid(), "config", cfg)
+	if cfg.AllowOther && !cfg.DefaultPermissions {
+		log.Warn(noPermissionsWarning)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stopWatch := watchSignals(sigs, cancel)
