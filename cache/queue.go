@@ -25,6 +25,10 @@ type Uploader interface {
 	Permanent(err error) bool
 	// Offline reports whether err means the server cannot be reached.
 	Offline(err error) bool
+	// Unauthorized reports whether err means the server refused the
+	// credentials. Such an upload is retried like an offline one, with a
+	// backoff for the whole queue, until the server accepts them again.
+	Unauthorized(err error) bool
 }
 
 // QueueOptions configure a write-back queue.
@@ -62,6 +66,7 @@ type Queue struct {
 	online        bool
 	offSince      time.Time
 	lastErr       string
+	auth          authState
 	conflicts     []Conflict
 	uploadedFiles int
 	uploadedBytes int64
@@ -391,7 +396,11 @@ func (q *Queue) Drain(timeout time.Duration) int {
 		pctx, pcancel := context.WithTimeout(ctx, probeInterval)
 		err := q.up.Probe(pctx)
 		pcancel()
-		if err != nil {
+		switch {
+		case err != nil && q.up.Unauthorized(err):
+			q.log.Warn("the server refuses the credentials: what is queued stays in the journal and is uploaded at the next mount with this cache directory", "files", files, "bytes", bytes, "err", err)
+			return files
+		case err != nil:
 			q.log.Warn("the server cannot be reached: what is queued stays in the journal and is uploaded at the next mount with this cache directory", "files", files, "bytes", bytes)
 			return files
 		}
@@ -432,7 +441,7 @@ func (q *Queue) Status() Status {
 
 func (q *Queue) statusLocked() Status {
 	// Lists are never null in JSON: scripts can iterate them.
-	st := Status{Online: q.online, LastError: q.lastErr,
+	st := Status{Online: q.online, AuthFailed: q.auth.failed, LastError: q.lastErr,
 		Quarantined:   append([]string{}, q.quarantined...),
 		UploadedFiles: q.uploadedFiles, UploadedBytes: q.uploadedBytes,
 		Conflicts: append([]Conflict{}, q.conflicts...),
@@ -454,6 +463,9 @@ func (q *Queue) statusLocked() Status {
 			f := Failure{Path: ip, Attempts: it.attempts, LastError: it.lastErr.Error(), Permanent: it.perm}
 			if !it.perm {
 				f.NextTry = it.due
+				if q.auth.failed && f.NextTry.Before(q.auth.next) {
+					f.NextTry = q.auth.next
+				}
 			}
 			st.Failed = append(st.Failed, f)
 		}

@@ -3,8 +3,10 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,11 +21,13 @@ type fakeUploader struct {
 	got     []string // paths in upload order
 	fail    error    // every upload fails with it while set
 	probeOK bool
+	tries   int // uploads attempted
 }
 
 func (u *fakeUploader) Upload(ctx context.Context, rec Record, progress func(int64)) (string, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	u.tries++
 	if u.fail != nil {
 		return "", u.fail
 	}
@@ -43,6 +47,15 @@ func (u *fakeUploader) Probe(ctx context.Context) error {
 
 func (u *fakeUploader) Permanent(err error) bool { return errors.Is(err, backends.ErrPermission) }
 func (u *fakeUploader) Offline(err error) bool   { return errors.Is(err, backends.ErrUnavailable) }
+func (u *fakeUploader) Unauthorized(err error) bool {
+	return errors.Is(err, backends.ErrAuth)
+}
+
+func (u *fakeUploader) attempts() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.tries
+}
 
 func (u *fakeUploader) set(fail error, probeOK bool) {
 	u.mu.Lock()
@@ -214,4 +227,54 @@ func (b *blockingUploader) Upload(ctx context.Context, rec Record, progress func
 	b.started <- struct{}{}
 	<-b.block
 	return b.fakeUploader.Upload(ctx, rec, progress)
+}
+
+// TestQueueRetriesAfterAuthFailure: uploads refused for their credentials
+// (a 401 after the mount) are not failed for good: the queue says
+// "authentication failed", tries one upload per backoff (servers count
+// failed logins) even though the server answers probes, and uploads
+// everything once the credentials work again, without a remount.
+func TestQueueRetriesAfterAuthFailure(t *testing.T) {
+	u := &fakeUploader{}
+	refused := fmt.Errorf("put a: %w", backends.ErrAuth)
+	u.set(refused, true) // the probe answers: only uploads are refused
+	s, q := openTestQueue(t, t.TempDir(), u, QueueOptions{MaxBackoff: 2 * time.Second})
+	for _, p := range []string{"a", "b", "c"} {
+		commit(t, s, q, p, p)
+	}
+	done := make(chan error, 1)
+	go func() { done <- syncWithin(t, q, 30*time.Second) }()
+	start := time.Now()
+	time.Sleep(2500 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("sync returned while the credentials were refused: %v", err)
+	default:
+	}
+	st := q.Status()
+	if st.Online || !st.AuthFailed || !strings.Contains(st.LastError, "authentication failed") || st.QueuedFiles != 3 {
+		t.Fatalf("status while refused: %+v, want offline, auth_failed, 3 queued", st)
+	}
+	for _, f := range st.Failed {
+		if f.Permanent || f.NextTry.IsZero() {
+			t.Errorf("failure %+v: want retried, with a next try", f)
+		}
+	}
+	// One try at the start and one per backoff (1s, 2s): not one per file
+	// per second.
+	if n, limit := u.attempts(), 1+int(time.Since(start)/time.Second); n < 1 || n > limit {
+		t.Fatalf("%d upload attempts in %v while refused, want 1 to %d", n, time.Since(start).Round(time.Millisecond), limit)
+	}
+	u.set(nil, true)
+	if err := <-done; err != nil {
+		t.Fatalf("sync after the credentials work again: %v", err)
+	}
+	if st := q.Status(); !st.Online || st.AuthFailed || st.LastError != "" || st.QueuedFiles != 0 || st.UploadedFiles != 3 {
+		t.Fatalf("status after: %+v", st)
+	}
+	got := u.uploads()
+	slices.Sort(got)
+	if strings.Join(got, ",") != "a,b,c" {
+		t.Fatalf("uploads %v, want a, b and c", got)
+	}
 }

@@ -25,10 +25,13 @@ func (q *Queue) dispatch(ctx context.Context) {
 		next, wait := q.nextDueLocked()
 		if next != nil && !q.online {
 			// Offline: one upload at a time tries its luck; the rest wait
-			// for the probe.
+			// for the probe. Refused credentials: one try per backoff.
 			if q.flyingCountLocked() > 0 {
 				next = nil
 				wait = probeInterval
+			} else if d := q.auth.waitLocked(time.Now()); d > 0 {
+				next = nil
+				wait = d
 			}
 		}
 		if next != nil {
@@ -49,7 +52,9 @@ func (q *Queue) dispatch(ctx context.Context) {
 				wait = time.Second // all workers busy; a finishing one wakes us
 			}
 		}
-		offline := !q.online
+		// A server that refuses the credentials may still answer the
+		// probe: only an upload tells when they work again.
+		offline := !q.online && !q.auth.failed
 		q.mu.Unlock()
 		if offline && q.flyingCount() == 0 {
 			q.probe(ctx)
@@ -132,8 +137,12 @@ func (q *Queue) setOnlineLocked() {
 	if q.online {
 		return
 	}
-	q.log.Info("the server answers again; uploading what was queued", "offline_for", time.Since(q.offSince).Round(time.Second))
-	q.online, q.lastErr = true, ""
+	if q.auth.failed {
+		q.log.Info("the server accepts the credentials again; uploading what was queued", "refused_for", time.Since(q.offSince).Round(time.Second))
+	} else {
+		q.log.Info("the server answers again; uploading what was queued", "offline_for", time.Since(q.offSince).Round(time.Second))
+	}
+	q.online, q.lastErr, q.auth = true, "", authState{}
 	now := time.Now()
 	for _, it := range q.items {
 		if it.lastErr != nil && !it.perm && it.due.After(now) {
@@ -176,17 +185,19 @@ func (q *Queue) run(ctx context.Context, rec Record) {
 		it.flying = 0
 		it.attempts++
 		it.lastErr = err
-		it.perm = q.up.Permanent(err)
-		backoff := time.Second << min(it.attempts-1, 10)
-		if backoff > q.opts.MaxBackoff {
-			backoff = q.opts.MaxBackoff
-		}
+		unauthorized := q.up.Unauthorized(err)
+		it.perm = !unauthorized && q.up.Permanent(err)
+		backoff := q.backoff(it.attempts)
 		it.due = time.Now().Add(backoff)
-		if q.up.Offline(err) {
-			if q.online {
+		if unauthorized {
+			q.authFailedLocked(err)
+			it.due = laterOf(it.due, q.auth.next)
+		} else if q.up.Offline(err) {
+			if q.online || q.auth.failed {
 				q.online, q.offSince = false, time.Now()
 				q.log.Warn("the server cannot be reached; uploads wait and are retried", "err", err)
 			}
+			q.auth = authState{}
 			q.lastErr = err.Error()
 		} else if it.perm {
 			q.log.Error("upload failed and will not be retried in this mount; the data stays in the journal", "path", rec.Path, "err", err)

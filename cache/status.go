@@ -5,9 +5,13 @@ import "time"
 // Status is a snapshot of a mount's write-back queue and connection, as
 // `cloudmount status` shows it.
 type Status struct {
-	// Online is false while the server cannot be reached; OfflineSince and
-	// LastError then say since when and why.
-	Online       bool      `json:"online"`
+	// Online is false while the server cannot be reached or refuses the
+	// credentials; OfflineSince and LastError then say since when and why.
+	Online bool `json:"online"`
+	// AuthFailed: the server refused the credentials at the last upload
+	// (Online is false meanwhile). Uploads wait in the journal and are
+	// retried with a backoff until the server accepts them again.
+	AuthFailed   bool      `json:"auth_failed"`
 	OfflineSince time.Time `json:"offline_since,omitzero"`
 	LastError    string    `json:"last_error,omitempty"`
 	// QueuedFiles and QueuedBytes count uploads not yet on the server,

@@ -262,9 +262,10 @@ func (f *fsys) Probe(ctx context.Context) error {
 }
 
 // Permanent implements cache.Uploader: errors that another attempt in this
-// mount would only repeat.
+// mount would only repeat. Refused credentials are not among them (see
+// Unauthorized): they may work again, and the queue retries them.
 func (f *fsys) Permanent(err error) bool {
-	for _, e := range []error{backends.ErrPermission, backends.ErrAuth, backends.ErrTooLarge,
+	for _, e := range []error{backends.ErrPermission, backends.ErrTooLarge,
 		backends.ErrReadOnly, backends.ErrUnsupported, backends.ErrNotDir, backends.ErrIsDir, errLocalData} {
 		if errors.Is(err, e) {
 			return true

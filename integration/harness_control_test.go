@@ -27,6 +27,7 @@ import (
 // the interface that users and scripts depend on.
 type Status struct {
 	Online        bool       `json:"online"`
+	AuthFailed    bool       `json:"auth_failed"`
 	OfflineSince  time.Time  `json:"offline_since"`
 	LastError     string     `json:"last_error"`
 	QueuedFiles   int        `json:"queued_files"`

@@ -5,70 +5,22 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
+	"iter"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
-	"syscall"
+	"strings"
 	"time"
 
 	"github.com/cloudmount/cloudmount/mountutil"
 )
-
-// Where control sockets live. A daemon of user UID puts the socket of the
-// mount at the absolute path MP in the first of these directories that it
-// can make safe (it must exist or be creatable, be owned by UID and have
-// mode 0700):
-//
-//	/run/cloudmount                      only for root
-//	$XDG_RUNTIME_DIR/cloudmount          if set (and absolute)
-//	/run/user/UID/cloudmount             if /run/user/UID exists
-//	/tmp/cloudmount-UID
-//
-// under the name hex(sha256(MP))[:32] + ".sock", mode 0600. A client looks
-// in all of them (for its own uid and for the uid that mounted), because a
-// daemon started by mount(8) may have had another environment.
 
 // controlSocketName is the file name of the control socket of the mount at
 // the absolute path mountpoint.
 func controlSocketName(mountpoint string) string {
 	sum := sha256.Sum256([]byte(mountpoint))
 	return hex.EncodeToString(sum[:16]) + ".sock"
-}
-
-// socketDirs lists the directories for the control sockets of uid's
-// daemons, in the order a daemon tries them. Tests replace it.
-var socketDirs = defaultSocketDirs
-
-// defaultSocketDirs is socketDirs outside tests.
-func defaultSocketDirs(uid int) []string {
-	var dirs []string
-	if uid == 0 {
-		dirs = append(dirs, "/run/cloudmount")
-	}
-	if uid == os.Geteuid() {
-		if x := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(x) {
-			dirs = append(dirs, filepath.Join(filepath.Clean(x), "cloudmount"))
-		}
-	}
-	dirs = append(dirs, filepath.Join("/run/user", strconv.Itoa(uid), "cloudmount"),
-		filepath.Join("/tmp", "cloudmount-"+strconv.Itoa(uid)))
-	return dedupe(dirs)
-}
-
-// dedupe drops repeated strings, keeping the first of each.
-func dedupe(in []string) []string {
-	seen := map[string]bool{}
-	out := in[:0]
-	for _, s := range in {
-		if !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // maxSocketPath is the longest path a unix socket address can hold
@@ -92,71 +44,6 @@ func canonicalMountpoint(mountpoint string) (string, error) {
 	return abs, nil
 }
 
-// ensureSocketDir makes dir a safe place for uid's control sockets: its
-// parent must exist, be owned by uid or root, and be writable by no one
-// else unless sticky (/tmp); dir itself is created 0700 if missing and must
-// then be a real directory owned by uid with mode 0700. Anything else is
-// refused, never repaired.
-func ensureSocketDir(dir string, uid int) error {
-	parent := filepath.Dir(dir)
-	pfi, err := os.Stat(parent)
-	if err != nil {
-		return fmt.Errorf("control socket directory %s: %w", dir, err)
-	}
-	if err := checkParentDir(parent, pfi, uid); err != nil {
-		return err
-	}
-	created := false
-	if err := os.Mkdir(dir, 0o700); err == nil {
-		created = true
-	} else if !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("control socket directory: %w", err)
-	}
-	if created {
-		// The umask may have taken bits away; it never adds any.
-		if err := os.Chmod(dir, 0o700); err != nil {
-			return fmt.Errorf("control socket directory: %w", err)
-		}
-	}
-	return checkSocketDir(dir, uid)
-}
-
-// checkParentDir checks the directory that holds a socket directory.
-func checkParentDir(parent string, fi os.FileInfo, uid int) error {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	switch {
-	case !fi.IsDir():
-		return fmt.Errorf("control socket directory: %s is not a directory", parent)
-	case !ok:
-		return fmt.Errorf("control socket directory: cannot tell the owner of %s", parent)
-	case int(st.Uid) != uid && st.Uid != 0:
-		return fmt.Errorf("control socket directory: %s belongs to uid %d, not %d or root", parent, st.Uid, uid)
-	case fi.Mode().Perm()&0o022 != 0 && fi.Mode()&fs.ModeSticky == 0:
-		return fmt.Errorf("control socket directory: %s is writable by others and not sticky", parent)
-	}
-	return nil
-}
-
-// checkSocketDir checks that dir is a directory (not a symlink) owned by
-// uid with mode 0700: what a daemon and a client both insist on before they
-// trust a socket in it.
-func checkSocketDir(dir string, uid int) error {
-	fi, err := os.Lstat(dir)
-	if err != nil {
-		return fmt.Errorf("control socket directory %s: %w", dir, err)
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	switch {
-	case !fi.IsDir():
-		return fmt.Errorf("control socket directory %s is not a directory (%v); refusing it", dir, fi.Mode().Type())
-	case !ok || int(st.Uid) != uid:
-		return fmt.Errorf("control socket directory %s is not owned by uid %d; refusing it", dir, uid)
-	case fi.Mode().Perm() != 0o700:
-		return fmt.Errorf("control socket directory %s has mode %04o, not 0700; refusing it (fix: chmod 700 %s)", dir, fi.Mode().Perm(), dir)
-	}
-	return nil
-}
-
 // controlSocket is a listening control socket and the file it is bound to.
 type controlSocket struct {
 	l          *net.UnixListener
@@ -173,26 +60,14 @@ type controlSocket struct {
 // daemon still draining after its unmount (a mountpoint has one cloudmount
 // mount at a time, and this daemon has just mounted it).
 func listenControl(mountpoint string, uid int, log *slog.Logger) (*controlSocket, error) {
-	if _, ok := mountutil.FDMountpoint(mountpoint); ok {
-		return nil, fmt.Errorf("control socket: the mountpoint was handed over as %s, so its path is unknown", mountpoint)
-	}
-	mp, err := canonicalMountpoint(mountpoint)
-	if err != nil {
-		return nil, err
-	}
-	name := controlSocketName(mp)
 	var errs []error
-	for _, dir := range socketDirs(uid) {
-		p := filepath.Join(dir, name)
-		if len(p) > maxSocketPath {
-			errs = append(errs, fmt.Errorf("control socket path %s is longer than %d bytes", p, maxSocketPath))
-			continue
-		}
-		if err := ensureSocketDir(dir, uid); err != nil {
+	mp, _ := canonicalMountpoint(mountpoint) // an error comes from controlSocketDirs
+	for dir, err := range controlSocketDirs(mountpoint, uid) {
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		s, err := bindControl(dir, name, log)
+		s, err := bindControl(dir, controlSocketName(mp), log)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -203,7 +78,69 @@ func listenControl(mountpoint string, uid int, log *slog.Logger) (*controlSocket
 		}
 		return s, nil
 	}
-	return nil, fmt.Errorf("no safe directory for the control socket of %s: %w", mp, errors.Join(errs...))
+	return nil, noSocketDirError(mountpoint, errs)
+}
+
+// errMountpointUnknown: the mountpoint was handed over as /dev/fd/N
+// (mount.fuse3 -o drop_privileges), so no socket can be named after it.
+var errMountpointUnknown = errors.New("the mountpoint was handed over as a file descriptor, so its path is unknown")
+
+// checkControlPlace reports whether the control socket of mountpoint can be
+// had: a safe directory for it exists or was made. A daemon asks before it
+// mounts, so that it fails rather than mount without status and sync.
+func checkControlPlace(mountpoint string, uid int) error {
+	var errs []error
+	for _, err := range controlSocketDirs(mountpoint, uid) {
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	return noSocketDirError(mountpoint, errs)
+}
+
+// controlSocketDirs yields the directories of socketDirs(uid) in order,
+// each with nil if it is safe (made so by ensureSocketDir) and short enough
+// for the socket of mountpoint, or with the reason it is not.
+func controlSocketDirs(mountpoint string, uid int) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		if _, ok := mountutil.FDMountpoint(mountpoint); ok {
+			yield("", fmt.Errorf("control socket of %s: %w", mountpoint, errMountpointUnknown))
+			return
+		}
+		mp, err := canonicalMountpoint(mountpoint)
+		if err != nil {
+			yield("", err)
+			return
+		}
+		name := controlSocketName(mp)
+		for _, dir := range socketDirs(uid) {
+			if p := filepath.Join(dir, name); len(p) > maxSocketPath {
+				err = fmt.Errorf("control socket path %s is longer than %d bytes", p, maxSocketPath)
+			} else {
+				err = ensureSocketDir(dir, uid)
+			}
+			if !yield(dir, err) {
+				return
+			}
+		}
+	}
+}
+
+// noSocketDirError is the error of a mount that cannot have a control
+// socket: it says what each directory is missing and what to do.
+func noSocketDirError(mountpoint string, errs []error) error {
+	if len(errs) == 1 && errors.Is(errs[0], errMountpointUnknown) {
+		return errs[0]
+	}
+	lines := make([]string, len(errs))
+	for i, err := range errs {
+		lines[i] = "  " + err.Error()
+	}
+	return fmt.Errorf("no safe directory for the control socket of %s, so cloudmount status and cloudmount sync could not reach the mount; "+
+		"not mounting. The directories tried:\n%s\n"+
+		"Fix one of them (a directory that another user made must be removed by root), "+
+		"or set XDG_RUNTIME_DIR to a directory of yours with mode 0700", mountpoint, strings.Join(lines, "\n"))
 }
 
 // bindControl binds a socket under a temporary name in dir, makes it 0600

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,17 +13,27 @@ import (
 
 func TestDefaultSocketDirs(t *testing.T) {
 	me := os.Geteuid()
+	oldHome := userHome
+	userHome = func(uid int) string {
+		if uid == 2000 {
+			return "" // no usable home
+		}
+		return fmt.Sprintf("/home/u%d", uid)
+	}
+	t.Cleanup(func() { userHome = oldHome })
+	home := func(uid int) string { return fmt.Sprintf("/home/u%d/.cache/cloudmount/sockets", uid) }
 	tests := []struct {
 		uid  int
 		xdg  string
 		want []string
 	}{
-		{uid: 1000, want: []string{"/run/user/1000/cloudmount", "/tmp/cloudmount-1000"}},
-		{uid: me, xdg: "/run/user/4242", want: []string{"/run/user/4242/cloudmount", fmt.Sprintf("/run/user/%d/cloudmount", me), fmt.Sprintf("/tmp/cloudmount-%d", me)}},
-		{uid: me, xdg: "relative/dir", want: []string{fmt.Sprintf("/run/user/%d/cloudmount", me), fmt.Sprintf("/tmp/cloudmount-%d", me)}},
+		{uid: 1000, want: []string{"/run/user/1000/cloudmount", home(1000), "/tmp/cloudmount-1000"}},
+		{uid: 2000, want: []string{"/run/user/2000/cloudmount", "/tmp/cloudmount-2000"}},
+		{uid: me, xdg: "/run/user/4242", want: []string{"/run/user/4242/cloudmount", fmt.Sprintf("/run/user/%d/cloudmount", me), home(me), fmt.Sprintf("/tmp/cloudmount-%d", me)}},
+		{uid: me, xdg: "relative/dir", want: []string{fmt.Sprintf("/run/user/%d/cloudmount", me), home(me), fmt.Sprintf("/tmp/cloudmount-%d", me)}},
 	}
 	for _, tc := range tests {
-		if tc.uid == 1000 && me == 1000 {
+		if (tc.uid == 1000 || tc.uid == 2000) && tc.uid == me {
 			continue
 		}
 		t.Setenv("XDG_RUNTIME_DIR", tc.xdg)
@@ -66,16 +77,45 @@ func TestEnsureSocketDir(t *testing.T) {
 			if err := os.Chown(dir, 4242, 4242); err != nil {
 				t.Fatal(err)
 			}
-		}, want: "is not owned by uid 0; refusing it"},
+		}, want: "is not owned by uid 0 but by uid 4242; refusing it"},
+		{name: "made first by another user, mode 0777", setup: func(t *testing.T, dir string) {
+			if me != 0 {
+				t.Skip("needs root to make a directory of another user")
+			}
+			mkdir(t, dir, 0o777)
+			if err := os.Chown(dir, 4242, 4242); err != nil {
+				t.Fatal(err)
+			}
+		}, want: "is not owned by uid 0 but by uid 4242"},
+		{name: "grandparent writable by all, not sticky", setup: func(t *testing.T, dir string) {
+			if err := os.Chmod(filepath.Dir(filepath.Dir(dir)), 0o777); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.Chmod(filepath.Dir(filepath.Dir(dir)), 0o700) })
+		}, want: "is writable by others and not sticky"},
 		{name: "parent writable by all, not sticky", setup: func(t *testing.T, dir string) {
 			if err := os.Chmod(filepath.Dir(dir), 0o777); err != nil {
 				t.Fatal(err)
 			}
 		}, want: "is writable by others and not sticky"},
+		{name: "parent writable by all, sticky", setup: func(t *testing.T, dir string) {
+			if err := os.Chmod(filepath.Dir(dir), 0o777|os.ModeSticky); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "parent of another user", setup: func(t *testing.T, dir string) {
+			if me != 0 {
+				t.Skip("needs root to make a directory of another user")
+			}
+			if err := os.Chown(filepath.Dir(dir), 4242, 4242); err != nil {
+				t.Fatal(err)
+			}
+		}, want: "belongs to uid 4242, not 0 or root"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := filepath.Join(t.TempDir(), "cloudmount")
+			dir := filepath.Join(t.TempDir(), "p", "cloudmount")
+			mkdir(t, filepath.Dir(dir), 0o755)
 			tc.setup(t, dir)
 			err := ensureSocketDir(dir, me)
 			switch {
@@ -176,5 +216,87 @@ func TestFormatSize(t *testing.T) {
 		if got := formatSize(n); got != want {
 			t.Errorf("formatSize(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// TestSocketDirInHome: in the home directory, the directories up to the
+// socket directory are made 0700 where missing; a home that others can
+// write to is refused.
+func TestSocketDirInHome(t *testing.T) {
+	me := os.Geteuid()
+	home, err := os.MkdirTemp("", "h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(home) })
+	oldHome := userHome
+	userHome = func(int) string { return home }
+	t.Cleanup(func() { userHome = oldHome })
+	dir := filepath.Join(home, homeSocketDir)
+	if err := ensureSocketDir(dir, me); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(home, ".cache"), filepath.Join(home, ".cache/cloudmount"), dir} {
+		if fi, err := os.Lstat(p); err != nil || fi.Mode().Perm() != 0o700 || !fi.IsDir() {
+			t.Errorf("%s: %v %v, want a directory with mode 0700", p, fi.Mode(), err)
+		}
+	}
+	// An existing ~/.cache keeps its mode.
+	os.RemoveAll(filepath.Join(home, ".cache"))
+	mkdir(t, filepath.Join(home, ".cache"), 0o755)
+	if err := ensureSocketDir(dir, me); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(home, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := ensureSocketDir(dir, me); err == nil || !strings.Contains(err.Error(), home+" is writable by others") {
+		t.Fatalf("home writable by all: %v", err)
+	}
+}
+
+// TestNoSafeSocketDir: when every place is refused, the daemon learns it
+// before it mounts, from an error that names each directory, why it was
+// refused and what to do; a mountpoint handed over as /dev/fd/N is told
+// apart.
+func TestNoSafeSocketDir(t *testing.T) {
+	dirs, mp := controlEnv(t)
+	mkdir(t, dirs[0], 0o755)
+	mkdir(t, dirs[1], 0o777)
+	for name, err := range map[string]error{
+		"checkControlPlace": checkControlPlace(mp, os.Geteuid()),
+		"listenControl": func() error {
+			_, err := listenControl(mp, os.Geteuid(), slog.New(slog.DiscardHandler))
+			return err
+		}(),
+	} {
+		if err == nil {
+			t.Fatalf("%s: no error", name)
+		}
+		for _, want := range []string{
+			"no safe directory for the control socket of " + mp,
+			"cloudmount status and cloudmount sync could not reach the mount; not mounting",
+			dirs[0] + " has mode 0755, not 0700",
+			dirs[1] + " has mode 0777, not 0700",
+			"must be removed by root",
+			"set XDG_RUNTIME_DIR",
+		} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: %q lacks %q", name, err, want)
+			}
+		}
+		if errors.Is(err, errMountpointUnknown) {
+			t.Errorf("%s: %v counts as an unknown mountpoint", name, err)
+		}
+	}
+	if err := checkControlPlace("/dev/fd/3", os.Geteuid()); !errors.Is(err, errMountpointUnknown) {
+		t.Errorf("/dev/fd/3: %v", err)
+	}
+	// Once one directory is fixed, the socket goes there.
+	if err := os.Chmod(dirs[1], 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkControlPlace(mp, os.Geteuid()); err != nil {
+		t.Fatal(err)
 	}
 }

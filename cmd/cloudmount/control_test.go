@@ -233,6 +233,44 @@ func TestStatusHuman(t *testing.T) {
 	}
 }
 
+// TestStatusAuthFailed: a mount whose server refuses the credentials says
+// so, and what to do, in status and in sync's progress; not "online".
+func TestStatusAuthFailed(t *testing.T) {
+	_, mp := controlEnv(t)
+	at := time.Now().Add(-3 * time.Minute)
+	st := cache.Status{AuthFailed: true, OfflineSince: at, LastError: `put a.txt: the server refused user "alice" (wrong user name or password)`,
+		QueuedFiles: 1, QueuedBytes: 5, Uploading: []cache.Transfer{}, Conflicts: []cache.Conflict{}, Quarantined: []string{},
+		Failed: []cache.Failure{{Path: "a.txt", Attempts: 2, LastError: "authentication failed", NextTry: time.Now().Add(time.Minute)}}}
+	serveFake(t, mp, &fakeController{status: st})
+	stdout, stderr, code := runCLI("status", mp)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{
+		"  authentication failed since " + at.Local().Format("2006-01-02 15:04:05") + " (3m",
+		`the server refused user "alice"`,
+		"check them (the secrets file, netrc or password command)",
+		"retried until the server accepts them",
+		"failed: a.txt: authentication failed (2 attempts, next try in",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("no %q in:\n%s", want, stdout)
+		}
+	}
+	if strings.Contains(stdout, "online") || strings.Contains(stdout, "failed permanently") {
+		t.Errorf("status of refused credentials:\n%s", stdout)
+	}
+	stdout, _, _ = runCLI("status", "--json", mp)
+	if !strings.Contains(stdout, `"auth_failed": true`) || !strings.Contains(stdout, `"online": false`) {
+		t.Errorf("JSON status: %s", stdout)
+	}
+	_, _, desc, line := syncProgress(st, st)
+	if !strings.Contains(desc, "authentication failed") || !strings.Contains(line, "the server refuses the credentials") ||
+		!strings.Contains(line, "wrong user name or password") {
+		t.Errorf("sync progress: %q %q", desc, line)
+	}
+}
+
 func TestStatusEveryMount(t *testing.T) {
 	_, mp := controlEnv(t)
 	other := filepath.Join(filepath.Dir(mp), "dead mount")

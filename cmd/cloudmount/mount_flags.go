@@ -69,8 +69,8 @@ func newMountFlagSet(f *mountFlags) *pflag.FlagSet {
 	flags.StringVar(&f.cacheDir, "cache-dir", "", "cache `DIR` (default: one per source and user under ~/.cache/cloudmount)")
 	flags.IntVar(&f.uid, "uid", -1, "`UID` that owns the files (default: yours)")
 	flags.IntVar(&f.gid, "gid", -1, "`GID` of the files (default: yours)")
-	flags.BoolVar(&f.allowOther, "allow-other", false, "let other users access the mount (non-root: needs user_allow_other in /etc/fuse.conf)")
-	flags.BoolVar(&f.defaultPermissions, "default-permissions", false, "let the kernel check permissions against the files' mode and owner")
+	flags.BoolVar(&f.allowOther, "allow-other", false, "let other users access the mount; turns on --default-permissions (non-root: needs user_allow_other in /etc/fuse.conf)")
+	flags.BoolVar(&f.defaultPermissions, "default-permissions", false, "let the kernel check permissions against the files' mode and owner (on with --allow-other unless =false)")
 	flags.BoolVar(&f.readOnly, "ro", false, "mount read-only (-o ro; -o rw is the default)")
 	flags.Var(&f.timeout, "timeout", "deadline of each remote call, e.g. 30s or 2m (plain numbers are seconds)")
 	flags.Var(&f.attrTimeout, "attr-timeout", "how long the kernel trusts attributes; an open checks the file's version after this (close-to-open)")
@@ -104,6 +104,13 @@ func parseMountArgs(args []string) (*mountFlags, error) {
 		return nil, usageError{err}
 	}
 	f.userFromOption = f.user != cliUser
+	// With other users on the mount, the kernel must check modes and
+	// owners: otherwise anyone may change files with the owner's
+	// credentials. Only an explicit --default-permissions=false (or -o
+	// default_permissions=false) turns that off.
+	if f.allowOther && !flags.Changed("default-permissions") {
+		f.defaultPermissions = true
+	}
 	switch n := flags.NArg(); {
 	case n < 2:
 		return nil, usageErrorf("missing %s", []string{"SOURCE and MOUNTPOINT", "MOUNTPOINT"}[n])

@@ -59,6 +59,45 @@ func TestParseMountArgs(t *testing.T) {
 	}
 }
 
+// TestAllowOtherDefaultPermissions: allow_other turns on the kernel's
+// permission checks unless the user turns them off explicitly.
+func TestAllowOtherDefaultPermissions(t *testing.T) {
+	tests := []struct {
+		name                   string
+		args                   []string
+		allowOther, permChecks bool
+	}{
+		{"neither", nil, false, false},
+		{"--allow-other", []string{"--allow-other"}, true, true},
+		{"-o allow_other", []string{"-o", "allow_other"}, true, true},
+		{"fstab style", []string{"-o", "rw,user,noauto,allow_other"}, true, true},
+		{"--default-permissions alone", []string{"--default-permissions"}, false, true},
+		{"--default-permissions=false", []string{"--allow-other", "--default-permissions=false"}, true, false},
+		{"-o default_permissions=false", []string{"-o", "allow_other,default_permissions=false"}, true, false},
+		{"off before allow_other", []string{"-o", "default_permissions=false", "--allow-other"}, true, false},
+		{"both on", []string{"-o", "allow_other,default_permissions"}, true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := parseMountArgs(append([]string{"https://h/", "/mnt"}, tt.args...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.allowOther != tt.allowOther || f.defaultPermissions != tt.permChecks {
+				t.Errorf("%q: allow_other %v default_permissions %v, want %v %v",
+					tt.args, f.allowOther, f.defaultPermissions, tt.allowOther, tt.permChecks)
+			}
+		})
+	}
+	var help bytes.Buffer
+	mountUsage(&help)
+	for _, want := range []string{"--default-permissions=false", "turns on\n--default-permissions"} {
+		if !strings.Contains(help.String(), want) {
+			t.Errorf("mount help lacks %q", want)
+		}
+	}
+}
+
 func TestParseMountArgsErrors(t *testing.T) {
 	tests := []struct {
 		args []string

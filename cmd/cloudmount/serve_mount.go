@@ -18,6 +18,12 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
+// noPermissionsWarning is logged at every start of a mount with
+// allow_other and default_permissions turned off.
+const noPermissionsWarning = "allow_other without default_permissions: every local user can read, change and delete " +
+	"every file of this mount with your credentials on the server, whatever the modes say; " +
+	"remove default_permissions=false unless that is what you want"
+
 // errInterrupted is the outcome of a signal before the mount was ready.
 var errInterrupted = errors.New("interrupted before the mount was ready")
 
@@ -35,6 +41,18 @@ func serveMount(cfg *mountConfig, log *slog.Logger, ready func()) error {
 	defer signal.Stop(sigs)
 
 	log.Info("starting cloudmount", "version", versionString(), "pid", os.Getpid(), "config", cfg)
+	if cfg.AllowOther && !cfg.DefaultPermissions {
+		log.Warn(noPermissionsWarning)
+	}
+	// Without a control socket, status and sync cannot reach the mount:
+	// better no mount than one that backup scripts cannot sync.
+	noControl := false
+	if err := checkControlPlace(cfg.Mountpoint, os.Geteuid()); errors.Is(err, errMountpointUnknown) {
+		noControl = true
+		log.Warn("no control socket: status, sync and verify will not reach this mount", "err", err)
+	} else if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stopWatch := watchSignals(sigs, cancel)
@@ -47,9 +65,16 @@ func serveMount(cfg *mountConfig, log *slog.Logger, ready func()) error {
 		return err
 	}
 	defer closeAll()
-	if stop, err := startControl(cfg.Mountpoint, m, log); err != nil {
-		log.Warn("no control socket: status, sync and verify will not reach this mount", "err", err)
-	} else {
+	if !noControl {
+		stop, err := startControl(cfg.Mountpoint, m, log)
+		if err != nil {
+			log.Error("no control socket: unmounting again", "err", err)
+			if uerr := m.Server.Unmount(); uerr != nil {
+				log.Error("unmount failed", "err", strings.TrimSpace(uerr.Error()))
+			}
+			m.Drain(0)
+			return err
+		}
 		defer stop() // after the drain: status and sync answer while it runs
 	}
 	ready()

@@ -130,13 +130,13 @@ func writeStatus(w io.Writer, o statusOutput, now time.Time) {
 		return
 	}
 	s := o.Status
-	if s.Online {
+	switch {
+	case s.Online:
 		fmt.Fprintln(w, "  online")
-	} else {
-		line := "  offline"
-		if !s.OfflineSince.IsZero() {
-			line += fmt.Sprintf(" since %s (%s ago)", s.OfflineSince.Local().Format("2006-01-02 15:04:05"), formatAgo(s.OfflineSince, now))
-		}
+	case s.AuthFailed:
+		fmt.Fprintf(w, "  authentication failed%s: %s\n    %s\n", since(s.OfflineSince, now), s.LastError, authAdvice)
+	default:
+		line := "  offline" + since(s.OfflineSince, now)
 		if s.LastError != "" {
 			line += ": " + s.LastError
 		}
@@ -188,4 +188,17 @@ func writeStatus(w io.Writer, o statusOutput, now time.Time) {
 		}
 		fmt.Fprintln(w, line)
 	}
+}
+
+// authAdvice tells a user whose server refuses the credentials what to do.
+const authAdvice = "The server refuses the user name and password: check them (the secrets file, netrc or " +
+	"password command). Uploads stay queued and are retried until the server accepts them; " +
+	"after a password change, remount (the queue is kept in the journal)."
+
+// since formats " since TIME (AGO ago)", or "" for the zero time.
+func since(t, now time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return fmt.Sprintf(" since %s (%s ago)", t.Local().Format("2006-01-02 15:04:05"), formatAgo(t, now))
 }

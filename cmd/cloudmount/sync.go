@@ -97,6 +97,14 @@ func syncProgress(first, cur cache.Status) (done, total int64, desc, line string
 	total = done + cur.QueuedBytes
 	desc = fmt.Sprintf("%s left", plural(cur.QueuedFiles, "file"))
 	line = fmt.Sprintf("%s (%s) to upload", plural(cur.QueuedFiles, "file"), formatSize(cur.QueuedBytes))
+	if cur.AuthFailed {
+		desc += ", authentication failed"
+		line += "; the server refuses the credentials (retried until it accepts them; check the password)"
+		if cur.LastError != "" {
+			line += ": " + cur.LastError
+		}
+		return done, total, desc, line
+	}
 	if !cur.Online {
 		desc += ", offline"
 		line += "; the server cannot be reached"

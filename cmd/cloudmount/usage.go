@@ -61,6 +61,14 @@ other options that fstab and mount(8) pass: defaults, users, nouser, auto,
 noauto, _netdev, nofail, suid, nosuid, dev, nodev, exec, noexec, atime,
 noatime, relatime, strictatime, sync, async, x-* and comment=*. Any other
 option is an error.
+
+Other local users: without --allow-other only you (the user who mounts)
+can enter the mount. --allow-other lets everyone in and turns on
+--default-permissions, so that the kernel enforces each file's mode and
+owner; otherwise any local user could change and delete files with your
+credentials on the server. --default-permissions=false (-o
+default_permissions=false) turns the checks off again; the daemon then logs
+a warning at every start.
 `
 	unmountUsageHead = `Usage: cloudmount unmount MOUNTPOINT
 
