@@ -6,6 +6,7 @@
 #                -race, a bounded run of the fuzz targets of server replies,
 #                then the integration tests against real servers
 #   make fuzz    the fuzz targets of server replies, FUZZTIME (5s) each
+#   make soak    the differential tests with 100 times more operations
 #   make demo    serve a temp folder over WebDAV and mount it on ./demo-mount
 #   make demo-stop
 
@@ -94,6 +95,15 @@ integration:
 	exit $$status
 
 test: deps build vet unit fuzz integration
+
+# make soak: the differential tests (fs/difftest) with 100 times more
+# operations, in-process and against Apache and rclone serve. SOAK_SCALE
+# changes the factor; DIFFTEST_SEED=N replays a failure.
+SOAK_SCALE ?= 100
+.PHONY: soak
+soak: deps build
+	DIFFTEST_SCALE=$(SOAK_SCALE) $(GO) test -count=1 -timeout 3h -v -run '^TestDifferential' ./fs/
+	DIFFTEST_SCALE=$(SOAK_SCALE) $(GO) test -count=1 -timeout 3h -v -run '^TestDifferential$$' ./integration/
 
 # make demo: serve a temporary folder with the embedded WebDAV server and
 # mount it on ./demo-mount. make demo-stop ends both.

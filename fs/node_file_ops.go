@@ -69,7 +69,7 @@ func (n *Node) ensureStaged(ctx context.Context, keep int64) error {
 		return err
 	}
 	if keep != 0 && size > 0 {
-		if err := n.download(ctx, st); err != nil {
+		if err := n.download(ctx, st, size); err != nil {
 			st.discard()
 			return err
 		}
@@ -80,19 +80,22 @@ func (n *Node) ensureStaged(ctx context.Context, keep int64) error {
 	return nil
 }
 
-// download copies the server's content of the node into st.
-func (n *Node) download(ctx context.Context, st *staging) error {
+// download copies the server's content of the node, size bytes as its
+// entry says, into st. A reply of another length is an error: the edit
+// would otherwise start from bytes of another version.
+func (n *Node) download(ctx context.Context, st *staging, size int64) error {
 	p := n.path()
-	wctx, wd := newWatchdog(ctx, n.fs.opts.Timeout)
-	defer wd.stop()
-	rc, err := n.fs.be.Read(wctx, p, 0, -1)
+	rc, err := n.fs.openStream(ctx, p, 0, -1, size)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	written, err := io.Copy(io.MultiWriter(st.file, st.h), kickReader{rc, wd})
+	written, err := io.Copy(io.MultiWriter(st.file, st.h), rc)
 	if err != nil {
 		return fmt.Errorf("download %s: %w", p, err)
+	}
+	if written != size {
+		return fmt.Errorf("download %s: %w: %d bytes arrived, the listing says %d", p, backends.ErrProtocol, written, size)
 	}
 	st.size, st.hashed = written, written
 	return nil

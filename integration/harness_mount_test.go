@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -382,6 +383,7 @@ func (m *Mount) cleanup(t *testing.T) {
 	// After the test's own Unmount, whatever is mounted on Dir now belongs
 	// to a later Mount (Remount), which cleans up after itself.
 	if _, ok := mountedAt(m.Dir); ok && !m.done {
+		m.verifyAtEnd(t)
 		if out, err := exec.Command("fusermount3", "-u", m.Dir).CombinedOutput(); err != nil {
 			t.Logf("cleanup: fusermount3 -u %s: %v %s; unmounting lazily", m.Dir, err, out)
 			if out, err := exec.Command("fusermount3", "-uz", m.Dir).CombinedOutput(); err != nil {
@@ -412,4 +414,45 @@ func (m *Mount) cleanup(t *testing.T) {
 // String describes the mount for messages.
 func (m *Mount) String() string {
 	return fmt.Sprintf("%s on %s (pid %d)", m.Server.URL, m.Dir, m.pid)
+}
+
+// verifyAtEnd ends every test that leaves its mount mounted and did not
+// fail: `cloudmount sync`, then `cloudmount verify` of the whole mount.
+// A file whose server bytes do not have the hash the mount believes in
+// fails the test. Where the sync cannot finish (a test that left the
+// server stopped, or a failure it provoked), there is nothing to verify.
+func (m *Mount) verifyAtEnd(t *testing.T) {
+	if t.Failed() || !m.daemonAlive() {
+		return
+	}
+	if out, code, err := m.ctl(2*time.Minute, "sync", "--timeout", "60s", m.Dir); err != nil || code != 0 {
+		t.Logf("cleanup: no verify: cloudmount sync: exit %d %v: %s", code, err, strings.TrimSpace(out))
+		return
+	}
+	out, code, err := m.ctl(5*time.Minute, "verify", "--json", m.Dir)
+	if err != nil {
+		t.Errorf("cleanup: cloudmount verify: %v\n%s", err, out)
+		return
+	}
+	var rep struct {
+		OK         bool `json:"ok"`
+		Checked    int  `json:"checked"`
+		Mismatches []struct {
+			Path, Want, Got string
+		} `json:"mismatches"`
+		Errors []struct {
+			Path  string `json:"path"`
+			Error string `json:"error"`
+		} `json:"errors"`
+	}
+	if jerr := json.Unmarshal([]byte(out[max(strings.Index(out, "{"), 0):]), &rep); jerr != nil {
+		t.Errorf("cleanup: cloudmount verify (exit %d): %v\n%s", code, jerr, out)
+		return
+	}
+	for _, mm := range rep.Mismatches {
+		t.Errorf("cleanup: cloudmount verify: %s on the server has sha256 %s, the mount believes %s", mm.Path, mm.Got, mm.Want)
+	}
+	for _, e := range rep.Errors {
+		t.Logf("cleanup: cloudmount verify could not read %s: %s", e.Path, e.Error)
+	}
 }
