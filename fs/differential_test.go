@@ -53,6 +53,9 @@ func backendFiles(b backends.Backend) (map[string][]byte, error) {
 // runDifferential drives a mount of b and a local directory alike; after
 // every checkpoint's sync the server's files must equal the local ones.
 func runDifferential(t *testing.T, b backends.Backend, ops int) {
+	if raceEnabled {
+		ops /= 4 // make unit runs -race; make soak runs many more
+	}
 	mnt := mountMem(t, b, Options{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
 		AttrTimeout: time.Millisecond, WritebackDelay: 50 * time.Millisecond})
 	difftest.Run(t, mnt, t.TempDir(), difftest.Config{

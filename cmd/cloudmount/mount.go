@@ -37,6 +37,7 @@ type mountConfig struct {
 	DirCacheTime       time.Duration `json:"dir_cache_time"`
 	CacheSize          int64         `json:"cache_size,omitempty"`
 	Transfers          int           `json:"transfers"`
+	MaxListingEntries  int           `json:"max_listing_entries"`
 	WritebackDelay     time.Duration `json:"writeback_delay"`
 	DrainTimeout       time.Duration `json:"drain_timeout"`
 	Verbose            bool          `json:"verbose,omitempty"`
@@ -58,7 +59,7 @@ func (c *mountConfig) LogValue() slog.Value {
 		slog.Bool("allow_other", c.AllowOther), slog.Bool("default_permissions", c.DefaultPermissions),
 		slog.Duration("timeout", c.Timeout), slog.Duration("attr_timeout", c.AttrTimeout),
 		slog.Duration("dir_cache_time", c.DirCacheTime), slog.Int64("cache_size", c.CacheSize),
-		slog.Int("transfers", c.Transfers), slog.Duration("writeback_delay", c.WritebackDelay),
+		slog.Int("transfers", c.Transfers), slog.Int("max_listing_entries", c.MaxListingEntries), slog.Duration("writeback_delay", c.WritebackDelay),
 		slog.Duration("drain_timeout", c.DrainTimeout),
 		slog.Bool("debug", c.Debug),
 	)
@@ -108,7 +109,7 @@ func resolveMount(f *mountFlags) (*mountConfig, error) {
 		ReadOnly: f.readOnly, NonEmpty: f.nonempty,
 		Timeout: time.Duration(f.timeout), AttrTimeout: time.Duration(f.attrTimeout),
 		DirCacheTime: time.Duration(f.dirCacheTime), CacheSize: int64(f.cacheSize),
-		Transfers: f.transfers, WritebackDelay: time.Duration(f.writebackDelay),
+		Transfers: f.transfers, MaxListingEntries: f.maxListing, WritebackDelay: time.Duration(f.writebackDelay),
 		DrainTimeout: time.Duration(f.drainTimeout),
 		Verbose:      f.verbose, Debug: f.debug, Foreground: f.foreground,
 	}

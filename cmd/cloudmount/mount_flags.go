@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/cloudmount/cloudmount/backends/webdav"
 	"io"
 	"math"
 	"strconv"
@@ -29,6 +30,7 @@ type mountFlags struct {
 	dirCacheTime       duration
 	cacheSize          byteSize
 	transfers          int
+	maxListing         int
 	writebackDelay     duration
 	drainTimeout       duration
 	logFile            string
@@ -77,6 +79,7 @@ func newMountFlagSet(f *mountFlags) *pflag.FlagSet {
 	flags.Var(&f.dirCacheTime, "dir-cache-time", "how long listings and \"no such file\" answers are trusted")
 	flags.Var(&f.cacheSize, "cache-size", "limit of the block cache, e.g. 2G or 500M (default: 4G, at most half the free space)")
 	flags.IntVar(&f.transfers, "transfers", 4, "`N` uploads in parallel")
+	flags.IntVar(&f.maxListing, "max-listing-entries", webdav.DefaultMaxListingEntries, "refuse a directory listing of more than `N` entries from the server (bounds memory against a broken or hostile server)")
 	flags.Var(&f.writebackDelay, "writeback-delay", "how long a closed file waits before its upload (coalesces rsync's and editors' steps)")
 	flags.Var(&f.drainTimeout, "drain-timeout", "how long the daemon keeps uploading after the unmount; the rest waits in the journal for the next mount")
 	flags.StringVar(&f.logFile, "log-file", "", "log to `FILE` (default: daemon.log in the cache directory; with -f: stderr)")
@@ -126,6 +129,9 @@ func parseMountArgs(args []string) (*mountFlags, error) {
 	}
 	if f.transfers < 1 || f.transfers > 64 {
 		return nil, usageErrorf("--transfers must be between 1 and 64")
+	}
+	if f.maxListing < 1 {
+		return nil, usageErrorf("--max-listing-entries must be positive")
 	}
 	return f, nil
 }

@@ -17,6 +17,7 @@ func openWebDAV(ctx context.Context, cfg *mountConfig, log *slog.Logger) (backen
 	return webdav.New(ctx, webdav.Config{
 		URL: cfg.Source, User: cfg.User, Password: cfg.Password,
 		CAFile: cfg.CAFile, Timeout: cfg.Timeout, Logger: log,
+		MaxListingEntries: cfg.MaxListingEntries,
 	})
 }
 
