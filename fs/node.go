@@ -47,6 +47,26 @@ type Node struct {
 	cached string
 	// detached: built from a journal record, not in the tree yet.
 	detached bool
+	// renamed is the last rename of the node, from and to, set by Rename
+	// under upMu: go-fuse moves the inode only after Rename returns, and
+	// until then the tree still gives the old path (currentPath).
+	renamed [2]string
+}
+
+// currentPath is the node's path for a commit: the tree's, or the new path
+// of a rename that returned before go-fuse moved the inode. n.upMu must be
+// held (Rename holds it, so no rename of the node is half done).
+func (n *Node) currentPath() string {
+	p := n.path()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if from, to := n.renamed[0], n.renamed[1]; to != "" {
+		if p == from {
+			return to
+		}
+		n.renamed = [2]string{}
+	}
+	return p
 }
 
 // kind returns the file type bits of an entry.

@@ -122,7 +122,7 @@ func (n *Node) truncate(ctx context.Context, size int64, m backends.Meta) syscal
 	if open {
 		return 0
 	}
-	return n.commitLocked(n.path())
+	return n.commitLocked(n.currentPath())
 }
 
 // dropStagingLocked removes a staging file that no handle needs and that
@@ -142,7 +142,7 @@ func (n *Node) dropStagingLocked() {
 func (n *Node) commit() syscall.Errno {
 	n.upMu.Lock()
 	defer n.upMu.Unlock()
-	return n.commitLocked(n.path())
+	return n.commitLocked(n.currentPath())
 }
 
 // uploadTo sends staged content to p, the node's path; n.upMu must be
@@ -465,8 +465,11 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 	if changed {
 		// Written after the last flush: pages of a shared mapping that
 		// the kernel writes back when it is unmapped, after close().
-		if errno := n.commitLocked(n.path()); errno != 0 {
-			n.fs.log.Error("cannot commit changes written after close", "path", n.path(), "errno", errno)
+		// RELEASE comes asynchronously, so a rename of the file may be
+		// under way: currentPath names where it is going.
+		p := n.currentPath()
+		if errno := n.commitLocked(p); errno != 0 {
+			n.fs.log.Error("cannot commit changes written after close", "path", p, "errno", errno)
 		}
 	}
 	n.dropStagingLocked()

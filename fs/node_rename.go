@@ -42,6 +42,11 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 		return syscall.ENOENT
 	}
 	srcDir := src.StableAttr().Mode == syscall.S_IFDIR
+	// A commit of the file (an asynchronous RELEASE, a close on another
+	// thread) waits until the rename is done and then uses the new path.
+	// The queue's Commit never waits for a Pause, so this cannot deadlock.
+	src.upMu.Lock()
+	defer src.upMu.Unlock()
 
 	dst, dstExists, errno := np.probeChild(ctx, newName)
 	if errno != 0 {
@@ -93,6 +98,9 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 		n.fs.store.Index.Rename(from, to)
 	}
 	n.fs.dirs.rename(from, to, local)
+	src.mu.Lock()
+	src.renamed = [2]string{from, to}
+	src.mu.Unlock()
 	return 0
 }
 

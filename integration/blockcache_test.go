@@ -116,5 +116,24 @@ func TestVerify(t *testing.T) {
 		if !strings.Contains(out, "rotten.bin") {
 			t.Errorf("cloudmount verify does not name the file that differs:\n%s", out)
 		}
+
+		// Repaired on the server, the file verifies again (and the
+		// verify at the end of every test finds nothing).
+		b[0] ^= 0x55
+		if f, err = os.OpenFile(p, os.O_RDWR, 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt(b, 5000); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
+			t.Fatal(err)
+		}
+		if out, code := m.Verify(t, m.Path("v")); code != 0 {
+			t.Errorf("cloudmount verify after the server's file was repaired: exit %d, want 0\n%s", code, out)
+		}
 	})
 }

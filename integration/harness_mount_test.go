@@ -445,7 +445,8 @@ func (m *Mount) verifyAtEnd(t *testing.T) {
 			Error string `json:"error"`
 		} `json:"errors"`
 	}
-	if jerr := json.Unmarshal([]byte(out[max(strings.Index(out, "{"), 0):]), &rep); jerr != nil {
+	// The report is the first JSON value; the summary on stderr follows it.
+	if jerr := json.NewDecoder(strings.NewReader(out[max(strings.Index(out, "{"), 0):])).Decode(&rep); jerr != nil {
 		t.Errorf("cleanup: cloudmount verify (exit %d): %v\n%s", code, jerr, out)
 		return
 	}

@@ -403,7 +403,7 @@ func TestVerifyCommand(t *testing.T) {
 		{name: "mismatch", report: bad, code: 1,
 			stdout: []string{"MISMATCH {mp}/d/bad (10 B): the mount believes sha256 aaaa", "ERROR {mp}/d/gone: read d/gone: permission denied",
 				"1 file had no known hash", "{mp}/d/new"},
-			stderr: []string{"1 file differ from the known hash, 1 could not be verified"}},
+			stderr: []string{"1 file differs from the known hash, 1 could not be verified"}},
 		{name: "json", report: bad, args: []string{"--json"}, code: 1, stdout: []string{`"ok": false`, `"mismatches": [`, `"mountpoint": "{mp}"`}},
 		{name: "root missing", err: errors.New("verify d: no such file or directory"), code: 1,
 			stderr: []string{"cloudmount: verify {mp}/d: verify d: no such file or directory"}},

@@ -92,7 +92,11 @@ func verifyCommand(args []string, stdout, stderr io.Writer) error {
 	if !rep.OK() {
 		var parts []string
 		if n := len(rep.Mismatches); n > 0 {
-			parts = append(parts, plural(n, "file")+" differ from the known hash")
+			verb := " differ"
+			if n == 1 {
+				verb = " differs"
+			}
+			parts = append(parts, plural(n, "file")+verb+" from the known hash")
 		}
 		if n := len(rep.Errors); n > 0 {
 			parts = append(parts, fmt.Sprintf("%d could not be verified", n))
