@@ -102,6 +102,7 @@ test: deps build vet unit fuzz integration
 SOAK_SCALE ?= 100
 .PHONY: soak
 soak: deps build
+	CRASHTEST_SCALE=$(SOAK_SCALE) $(GO) test -count=1 -timeout 3h -v -run '^TestJournalSurvivesPowerCuts$$' ./cache/
 	DIFFTEST_SCALE=$(SOAK_SCALE) $(GO) test -count=1 -timeout 3h -v -run '^TestDifferential' ./fs/
 	DIFFTEST_SCALE=$(SOAK_SCALE) $(GO) test -count=1 -timeout 3h -v -run '^TestDifferential$$' ./integration/
 

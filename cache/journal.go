@@ -2,23 +2,25 @@ package cache
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cloudmount/cloudmount/backends"
-	"golang.org/x/sys/unix"
 )
 
 // Record is one upload that is not on the server yet: the truth about
@@ -33,6 +35,9 @@ type Record struct {
 	Data string `json:"data"`
 	// Size is the content's length.
 	Size int64 `json:"size"`
+	// Sum is the SHA-256 (hex) of the content as committed: a staging file
+	// with other bytes after a crash is never uploaded.
+	Sum string `json:"sum,omitempty"`
 	// Base is the server version the content was edited from; the upload
 	// must not replace any other version. "" with Create: a new file.
 	Base string `json:"base,omitempty"`
@@ -41,7 +46,7 @@ type Record struct {
 	Create bool `json:"create,omitempty"`
 	// Meta is the file's metadata (mtime, mode, owner, type, hash).
 	Meta backends.Meta `json:"-"`
-	// Committed is when close or fsync made the content durable.
+	// Committed is when close or fsync handed the content to the journal.
 	Committed time.Time `json:"committed"`
 }
 
@@ -51,175 +56,466 @@ type journalRecord struct {
 	Meta record `json:"meta"`
 }
 
-// Journal keeps one durable record file per pending upload in its
-// directory. A new record is written into an empty spare file and synced
-// (journal_spares.go); a changed one is written to a temporary name, synced
-// and renamed, so a crash leaves either the old or the new record. Each
-// file ends in a CRC so that damage is detected rather than trusted.
+// Journal is the durable log of the uploads that are not on the server yet.
+//
+// Every change (a commit, a rename or metadata change of a queued file, the
+// end of an upload) is a record appended to a segment file: a write handed
+// to the kernel, no sync. Durability comes by group commit: a batch syncs the
+// staging files written since the last batch, their directory, then the
+// segment (Flush; every commit interval, or at once for fsync). A frame
+// carries a CRC and a commit carries the SHA-256 of its data, so what a power
+// cut tears is recognised: a torn frame at the tail of the last segment is
+// dropped, a damaged one elsewhere is quarantined with the data no readable
+// record names, and a staging file whose bytes differ from its record goes
+// to quarantine, never to the server. Segments are compacted into one that
+// holds only the live records once most of their records are obsolete.
 type Journal struct {
-	dir     string // record files
+	fs      vfs
+	dir     string // segments
 	dataDir string // staging files the records point to
+	log     *slog.Logger
 
-	mu     sync.Mutex // protects the fields below
-	next   uint64
-	synced map[string]bool // staging files whose directory entry is durable
+	mu       sync.Mutex // protects the fields below
+	next     uint64
+	live     map[uint64]Record
+	liveSize int64 // encoded size of the live records
+	seg      vfile // the segment appends go to; nil until Load
+	segNo    uint64
+	segSize  int64
+	gen      uint64          // appends so far
+	durable  uint64          // gen that the last batch made durable
+	unsynced map[string]bool // staging files committed since the last batch
+	newData  bool            // a staging file was created since the last batch
+	newSeg   bool            // the segment's directory entry is not durable yet
 
-	spareMu      sync.Mutex // protects the fields below; taken before mu
-	spareData    []string   // empty staging files, directory entries durable
-	spareRecUpTo uint64     // empty record files exist up to this sequence number
+	batchMu sync.Mutex // one batch at a time; taken before mu
+	stop    chan struct{}
+	done    chan struct{}
 }
 
-// journalSuffix names record files; quarantineDir holds the ones that could
-// not be read.
+// Journal file names: segments, the legacy one-file-per-record format (read
+// once, then compacted away), and the quarantine directory.
 const (
-	journalSuffix = ".rec"
+	segmentSuffix = ".seg"
+	legacySuffix  = ".rec"
 	quarantineDir = "quarantine"
+	// compactMin is the segment size below which compaction never runs.
+	compactMin = 4 << 20
+	// maxFrame bounds a frame's length: a larger one is damage.
+	maxFrame = 1 << 20
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // openJournal opens the journal in dir, whose records point into dataDir.
+// Load must run before the first change.
 func openJournal(dir, dataDir string) (*Journal, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("journal: %w", err)
-	}
-	return &Journal{dir: dir, dataDir: dataDir, next: 1, synced: map[string]bool{}}, nil
+	return openJournalFS(osFS{}, dir, dataDir)
 }
 
-// Load reads every record, oldest first. A record that cannot be read is
-// moved to the quarantine directory and named in quarantined; it is never a
-// reason to delete data, so the staging files that no readable record names
-// go to the quarantine directory with it (one of them is its data). Where
-// two records name the same path (a crash between writing a newer commit
-// and removing the older one), the newer wins. Otherwise staging files that
-// no record names are returned as orphans: data of writers that never
-// closed. Unused spares are removed, and so are empty staging files.
-func (j *Journal) Load() (recs []Record, quarantined, orphans []string, err error) {
-	j.spareMu.Lock()
-	j.spareData, j.spareRecUpTo = nil, 0
-	j.spareMu.Unlock()
-	names, err := os.ReadDir(j.dir)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("journal: %w", err)
+func openJournalFS(fsys vfs, dir, dataDir string) (*Journal, error) {
+	if err := fsys.MkdirAll(dir); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
 	}
-	byPath := map[string]Record{}
-	for _, de := range names {
-		name := de.Name()
-		if strings.HasSuffix(name, ".tmp") {
-			os.Remove(filepath.Join(j.dir, name))
-			continue
+	return &Journal{fs: fsys, dir: dir, dataDir: dataDir, log: slog.Default(), next: 1,
+		live: map[uint64]Record{}, unsynced: map[string]bool{}}, nil
+}
+
+// LoadResult is what Load found.
+type LoadResult struct {
+	// Records are the pending uploads, oldest first.
+	Records []Record
+	// Quarantined are the files moved to the quarantine directory now: the
+	// data of records whose bytes differ from the record, the data no
+	// readable record names where records were damaged, damaged segments.
+	Quarantined []string
+	// Orphans are staging files that no record names in an intact journal:
+	// data of writers that never closed. The caller removes them.
+	Orphans []string
+	// Dropped says what a crash left that is not an upload: a torn tail, a
+	// record whose staging file is gone.
+	Dropped []string
+}
+
+// Load reads the journal (oldest segment first), checks each pending
+// upload's staging file against its record unless the last mount ended
+// cleanly, compacts the result into a new durable segment and makes it the
+// one appended to. A record that cannot be read is never a reason to delete
+// data: see LoadResult.
+func (j *Journal) Load() (LoadResult, error) {
+	var res LoadResult
+	names, err := j.fs.ReadDir(j.dir)
+	if err != nil {
+		return res, fmt.Errorf("journal: %w", err)
+	}
+	j.batchMu.Lock()
+	defer j.batchMu.Unlock()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.seg != nil {
+		j.seg.Close()
+		j.seg = nil
+	}
+	j.live = map[uint64]Record{}
+	var segs, legacy []string
+	for _, name := range names {
+		switch {
+		case strings.HasSuffix(name, segmentSuffix):
+			segs = append(segs, name)
+			if n, err := strconv.ParseUint(strings.TrimSuffix(name, segmentSuffix), 16, 64); err == nil && n > j.segNo {
+				j.segNo = n
+			}
+		case strings.HasSuffix(name, legacySuffix):
+			legacy = append(legacy, name)
+		case strings.HasSuffix(name, ".tmp"):
+			j.fs.Remove(filepath.Join(j.dir, name))
 		}
-		if de.IsDir() || !strings.HasSuffix(name, journalSuffix) {
-			continue
-		}
-		data, rerr := os.ReadFile(filepath.Join(j.dir, name))
-		if rerr == nil && string(data) == spareMark {
-			os.Remove(filepath.Join(j.dir, name))
+	}
+	damaged, torn, clean := false, false, false
+	for _, name := range legacy {
+		data, rerr := j.readFile(filepath.Join(j.dir, name))
+		if rerr == nil && string(data) == "spare\n" {
 			continue
 		}
 		var rec Record
 		if rerr == nil {
 			rec, rerr = decodeRecord(data)
 		}
-		if rerr == nil && strings.TrimSuffix(name, journalSuffix) != seqName(rec.Seq) {
-			rerr = errors.New("record file name does not match its sequence number")
-		}
 		if rerr != nil {
-			q, qerr := j.quarantine(name, rerr)
+			q, qerr := j.quarantine(filepath.Join(j.dir, name), name, rerr.Error())
 			if qerr != nil {
-				return nil, nil, nil, qerr
+				return res, qerr
 			}
-			quarantined = append(quarantined, q)
+			res.Quarantined = append(res.Quarantined, q)
+			damaged = true
 			continue
 		}
-		if rec.Seq >= j.next {
-			j.next = rec.Seq + 1
+		j.putLocked(rec)
+	}
+	for i, name := range segs {
+		last := i == len(segs)-1
+		data, err := j.readFile(filepath.Join(j.dir, name))
+		if err != nil {
+			return res, fmt.Errorf("journal: read %s: %w", name, err)
 		}
-		if old, ok := byPath[rec.Path]; ok {
-			older := old
-			if old.Seq > rec.Seq {
-				older, rec = rec, old
+		entries, bad := parseSegment(data, last)
+		for _, e := range entries {
+			j.apply(e)
+		}
+		clean = last && len(entries) > 0 && entries[len(entries)-1].Op == opClean
+		switch {
+		case bad.damaged:
+			damaged = true
+			q, qerr := j.quarantineCopy(name, data, bad.what)
+			if qerr != nil {
+				return res, qerr
 			}
-			os.Remove(j.recordName(older.Seq))
+			res.Quarantined = append(res.Quarantined, q)
+		case bad.tornAt >= 0:
+			torn = true
+			res.Dropped = append(res.Dropped, fmt.Sprintf("%d bytes torn at the end of the journal (records of the last moments before a crash)", len(data)-bad.tornAt))
 		}
-		byPath[rec.Path] = rec
+	}
+	for _, r := range j.live {
+		if r.Seq >= j.next {
+			j.next = r.Seq + 1
+		}
+	}
+	// Two records of one path: a crash before the older one's removal.
+	byPath := map[string]Record{}
+	for seq, r := range j.live {
+		if old, ok := byPath[r.Path]; ok {
+			if old.Seq > seq {
+				j.forgetLocked(seq)
+				continue
+			}
+			j.forgetLocked(old.Seq)
+		}
+		byPath[r.Path] = r
+	}
+	// Two records of one staging file: the file was committed again (and
+	// perhaps renamed) and the older record's end did not survive a crash.
+	byData := map[string]Record{}
+	for seq, r := range j.live {
+		if old, ok := byData[r.Data]; ok {
+			if old.Seq > seq {
+				j.forgetLocked(seq)
+				continue
+			}
+			j.forgetLocked(old.Seq)
+		}
+		byData[r.Data] = r
+	}
+	// Each record's data must be there and be what was committed.
+	for seq, r := range j.live {
+		if clean {
+			break
+		}
+		why, missing := j.checkData(r)
+		switch {
+		case why == "":
+		case missing:
+			j.forgetLocked(seq)
+			res.Dropped = append(res.Dropped, fmt.Sprintf("%s: %s (uploaded or removed just before a crash, or closed less than a commit interval before it)", r.Path, why))
+		default:
+			j.forgetLocked(seq)
+			q, qerr := j.quarantine(filepath.Join(j.dataDir, r.Data), r.Data, fmt.Sprintf("staging file of %s: %s; it was not uploaded", r.Path, why))
+			if qerr != nil {
+				return res, qerr
+			}
+			res.Quarantined = append(res.Quarantined, q)
+		}
 	}
 	named := map[string]bool{}
-	for _, r := range byPath {
-		recs = append(recs, r)
+	for _, r := range j.live {
+		res.Records = append(res.Records, r)
 		named[r.Data] = true
+		j.unsynced[r.Data] = true // kill -9 may have left it in the page cache only
 	}
-	sort.Slice(recs, func(a, b int) bool { return recs[a].Seq < recs[b].Seq })
-	staged, err := os.ReadDir(j.dataDir)
+	sort.Slice(res.Records, func(a, b int) bool { return res.Records[a].Seq < res.Records[b].Seq })
+	staged, err := j.fs.ReadDir(j.dataDir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, nil, fmt.Errorf("journal: %w", err)
+		return res, fmt.Errorf("journal: %w", err)
 	}
-	for _, de := range staged {
-		name := filepath.Join(j.dataDir, de.Name())
+	for _, name := range staged {
+		p := filepath.Join(j.dataDir, name)
 		switch {
-		case named[de.Name()]:
-		case emptyFile(name):
-			os.Remove(name)
-		case len(quarantined) > 0:
-			dst := filepath.Join(j.dir, quarantineDir, de.Name())
-			if err := os.Rename(name, dst); err != nil {
-				return nil, nil, nil, fmt.Errorf("journal quarantine: %w", err)
+		case named[name]:
+		case j.emptyFile(p):
+			j.fs.Remove(p)
+		case damaged || torn:
+			// Perhaps the data of a record that is gone: keep it.
+			q, qerr := j.quarantine(p, name, "staging file that no readable journal record names, found after a crash or damage; it was not uploaded")
+			if qerr != nil {
+				return res, qerr
 			}
-			quarantined = append(quarantined, dst)
+			res.Quarantined = append(res.Quarantined, q)
 		default:
-			orphans = append(orphans, name)
+			res.Orphans = append(res.Orphans, p)
 		}
 	}
-	if len(quarantined) > 0 {
-		syncDir(j.dataDir)
-		syncDir(filepath.Join(j.dir, quarantineDir))
+	if len(res.Quarantined) > 0 {
+		j.fs.SyncDir(j.dataDir)
+		j.fs.SyncDir(filepath.Join(j.dir, quarantineDir))
 	}
-	return recs, quarantined, orphans, nil
+	if err := j.compactLocked(); err != nil {
+		return res, err
+	}
+	for _, name := range legacy {
+		j.fs.Remove(filepath.Join(j.dir, name))
+	}
+	if len(legacy) > 0 {
+		j.fs.SyncDir(j.dir)
+	}
+	return res, nil
 }
 
-// quarantine moves an unreadable record aside and returns where it went.
-func (j *Journal) quarantine(name string, cause error) (string, error) {
+// apply changes the live records by one journal entry. j.mu is held.
+func (j *Journal) apply(e journalEntry) {
+	switch e.Op {
+	case opPut:
+		r := e.Rec.Record
+		r.Meta = e.Rec.Meta.meta()
+		j.putLocked(r)
+	case opDel:
+		j.forgetLocked(e.Seq)
+	}
+}
+
+// putLocked makes r the live record r.Seq. j.mu is held.
+func (j *Journal) putLocked(r Record) {
+	j.forgetLocked(r.Seq)
+	j.live[r.Seq] = r
+	j.liveSize += frameSize(r)
+	if r.Seq >= j.next {
+		j.next = r.Seq + 1
+	}
+}
+
+// forgetLocked drops the live record seq. j.mu is held.
+func (j *Journal) forgetLocked(seq uint64) {
+	if r, ok := j.live[seq]; ok {
+		j.liveSize -= frameSize(r)
+		delete(j.live, seq)
+	}
+}
+
+// checkData reports why r's staging file cannot be uploaded for r, "" if
+// it can; missing if it is not there at all.
+func (j *Journal) checkData(r Record) (why string, missing bool) {
+	f, err := j.fs.OpenFile(filepath.Join(j.dataDir, r.Data), os.O_RDONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "its staging file is gone", true
+	}
+	if err != nil {
+		return err.Error(), false
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return err.Error(), false
+	}
+	if size != r.Size {
+		return fmt.Sprintf("the staging file has %d bytes, its journal record says %d", size, r.Size), false
+	}
+	if r.Sum == "" {
+		return "", false // a record of the legacy format: written durably before
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, 0, size)); err != nil {
+		return err.Error(), false
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != r.Sum {
+		return fmt.Sprintf("the staging file's content (sha256 %s) is not what was committed (sha256 %s)", got, r.Sum), false
+	}
+	return "", false
+}
+
+// Quarantined lists the files moved to the quarantine directory so far
+// (this mount or earlier), except the notes that say why.
+func (j *Journal) Quarantined() []string {
+	names, _ := j.fs.ReadDir(filepath.Join(j.dir, quarantineDir))
+	var out []string
+	for _, n := range names {
+		if !strings.HasSuffix(n, ".why") {
+			out = append(out, filepath.Join(j.dir, quarantineDir, n))
+		}
+	}
+	return out
+}
+
+// QuarantineDir is where data that cannot be uploaded is kept.
+func (j *Journal) QuarantineDir() string { return filepath.Join(j.dir, quarantineDir) }
+
+// quarantine moves the file src to the quarantine directory as name, with a
+// note saying why, and returns where it went.
+func (j *Journal) quarantine(src, name, why string) (string, error) {
 	qdir := filepath.Join(j.dir, quarantineDir)
-	if err := os.MkdirAll(qdir, 0o700); err != nil {
+	if err := j.fs.MkdirAll(qdir); err != nil {
 		return "", fmt.Errorf("journal quarantine: %w", err)
 	}
 	dst := filepath.Join(qdir, name)
-	if err := os.Rename(filepath.Join(j.dir, name), dst); err != nil {
+	if err := j.fs.Rename(src, dst); err != nil {
 		return "", fmt.Errorf("journal quarantine: %w", err)
 	}
-	os.WriteFile(dst+".why", []byte(cause.Error()+"\n"), 0o600)
-	syncDir(j.dir)
+	j.writeNote(dst+".why", why)
 	return dst, nil
 }
 
-// Quarantined lists the records moved aside so far (this mount or earlier).
-func (j *Journal) Quarantined() []string {
-	names, _ := filepath.Glob(filepath.Join(j.dir, quarantineDir, "*"+journalSuffix))
-	return names
+// quarantineCopy keeps a copy of a damaged segment (the segment itself is
+// compacted away).
+func (j *Journal) quarantineCopy(name string, data []byte, why string) (string, error) {
+	qdir := filepath.Join(j.dir, quarantineDir)
+	if err := j.fs.MkdirAll(qdir); err != nil {
+		return "", fmt.Errorf("journal quarantine: %w", err)
+	}
+	dst := filepath.Join(qdir, name)
+	f, err := j.fs.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err == nil {
+		_, err = f.WriteAt(data, 0)
+		if err == nil {
+			err = f.Sync()
+		}
+		f.Close()
+	}
+	if err != nil {
+		return "", fmt.Errorf("journal quarantine: %w", err)
+	}
+	j.writeNote(dst+".why", "damaged journal segment: "+why)
+	return dst, nil
 }
 
-// Commit makes rec and its data durable: the staging file's data, its
-// directory entry (made ahead for files from CreateData), then the record
-// (written into its spare and synced). It gives rec a new sequence number;
-// the caller removes the record it replaces with Delete.
-func (j *Journal) Commit(rec *Record, data *os.File) error {
-	if err := unix.Fdatasync(int(data.Fd())); err != nil {
-		return fmt.Errorf("journal: sync data of %s: %w", rec.Path, err)
+func (j *Journal) writeNote(name, why string) {
+	if f, err := j.fs.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err == nil {
+		f.WriteAt([]byte(why+"\n"), 0)
+		f.Close()
+	}
+}
+
+// readFile reads a whole file through the journal's file system.
+func (j *Journal) readFile(name string) ([]byte, error) {
+	f, err := j.fs.OpenFile(name, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return nil, err
+	}
+	data := make([]byte, size)
+	n, err := f.ReadAt(data, 0)
+	if err == io.EOF {
+		err = nil
+	}
+	return data[:n], err
+}
+
+func (j *Journal) emptyFile(name string) bool {
+	f, err := j.fs.OpenFile(name, os.O_RDONLY, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	size, err := f.Size()
+	return err == nil && size == 0
+}
+
+// CreateData returns a new, empty staging file. Its directory entry is made
+// durable by the next batch that also makes a record naming it durable.
+func (j *Journal) CreateData() (*os.File, error) {
+	f, err := os.CreateTemp(j.dataDir, "stage-")
+	if err != nil {
+		return nil, fmt.Errorf("journal: create staging file: %w", err)
 	}
 	j.mu.Lock()
-	rec.Seq = j.next
-	j.next++
-	dirSynced := j.synced[rec.Data]
+	j.newData = true
 	j.mu.Unlock()
-	if !dirSynced {
-		if err := syncDir(j.dataDir); err != nil {
-			return fmt.Errorf("journal: %w", err)
-		}
-		j.mu.Lock()
-		j.synced[rec.Data] = true
-		j.mu.Unlock()
+	return f, nil
+}
+
+// Commit appends rec (its content in the staging file rec.Data, written
+// and not to be changed until the next commit) with a new sequence number.
+// The caller removes the record it replaces with Delete. rec.Sum defaults
+// to rec.Meta.SHA256, else the staging file is hashed.
+func (j *Journal) Commit(rec *Record) error {
+	if rec.Sum == "" {
+		rec.Sum = rec.Meta.SHA256
 	}
-	return j.writeNew(*rec)
+	if rec.Sum == "" {
+		sum, err := j.hashData(rec.Data)
+		if err != nil {
+			return fmt.Errorf("journal: hash staging file of %s: %w", rec.Path, err)
+		}
+		rec.Sum = sum
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	seq := j.next
+	rec.Seq = seq
+	if err := j.appendLocked(journalEntry{Op: opPut, Rec: &journalRecord{Record: *rec}}, *rec); err != nil {
+		return fmt.Errorf("journal: record %s: %w", rec.Path, err)
+	}
+	j.next++
+	j.unsynced[rec.Data] = true
+	return nil
+}
+
+func (j *Journal) hashData(data string) (string, error) {
+	f, err := j.fs.OpenFile(filepath.Join(j.dataDir, data), os.O_RDONLY, 0)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, 0, size)); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // lastSeq is the highest sequence number given out so far.
@@ -229,83 +525,273 @@ func (j *Journal) lastSeq() uint64 {
 	return j.next - 1
 }
 
-// Update rewrites rec in place (same sequence number): a rename or a
-// metadata change of a committed file. durable syncs it, as Commit does.
-func (j *Journal) Update(rec Record, durable bool) error {
-	return j.write(rec, durable)
+// Update appends a new state of the record rec.Seq: a rename or a metadata
+// change of a committed file.
+func (j *Journal) Update(rec Record) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if _, ok := j.live[rec.Seq]; !ok {
+		return nil // uploaded or replaced meanwhile
+	}
+	if err := j.appendLocked(journalEntry{Op: opPut, Rec: &journalRecord{Record: rec}}, rec); err != nil {
+		return fmt.Errorf("journal: record %s: %w", rec.Path, err)
+	}
+	return nil
 }
 
-// Delete removes the record with sequence number seq and makes the removal
-// durable, so that a record never outlives the data it points to.
+// Delete appends the end of the record seq: uploaded, replaced or removed.
 func (j *Journal) Delete(seq uint64) error {
-	err := os.Remove(j.recordName(seq))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if _, ok := j.live[seq]; !ok {
+		return nil
+	}
+	if err := j.appendLocked(journalEntry{Op: opDel, Seq: seq}, Record{}); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	return syncDir(j.dir)
+	return nil
 }
 
 // Forget tells the journal that a staging file is gone.
 func (j *Journal) Forget(data string) {
 	j.mu.Lock()
-	delete(j.synced, data)
+	delete(j.unsynced, data)
 	j.mu.Unlock()
 }
 
-// write stores rec under its sequence number.
-func (j *Journal) write(rec Record, durable bool) error {
-	body, err := encodeRecord(rec)
+// appendLocked writes one entry at the end of the segment and applies it.
+// A failed write (a full disk) is cut off again, so that the segment
+// never holds a torn frame in its middle. j.mu is held.
+func (j *Journal) appendLocked(e journalEntry, r Record) error {
+	if j.seg == nil {
+		return errors.New("the journal is not loaded")
+	}
+	frame, err := encodeFrame(e, r)
 	if err != nil {
 		return err
 	}
-	name := j.recordName(rec.Seq)
-	tmp := name + ".tmp"
-	err = writeBody(tmp, os.O_CREATE|os.O_TRUNC, body, durable)
-	if err == nil {
-		err = os.Rename(tmp, name)
+	if _, err := j.seg.WriteAt(frame, j.segSize); err != nil {
+		j.seg.Truncate(j.segSize)
+		return err
 	}
-	if err == nil && durable {
-		err = syncDir(j.dir)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("journal: write record of %s: %w", rec.Path, err)
+	j.segSize += int64(len(frame))
+	j.gen++
+	switch e.Op {
+	case opPut:
+		j.forgetLocked(r.Seq)
+		j.live[r.Seq] = r
+		j.liveSize += int64(len(frame))
+	case opDel:
+		j.forgetLocked(e.Seq)
 	}
 	return nil
 }
 
-// writeBody writes body at the start of the file name, opened write-only
-// with flag added, and syncs it if durable.
-func writeBody(name string, flag int, body []byte, durable bool) error {
-	f, err := os.OpenFile(name, os.O_WRONLY|flag, 0o600)
+// compactLocked writes the live records into a new segment, makes it
+// durable and removes the older segments. j.mu is held.
+func (j *Journal) compactLocked() error {
+	recs := make([]Record, 0, len(j.live))
+	for _, r := range j.live {
+		recs = append(recs, r)
+	}
+	sort.Slice(recs, func(a, b int) bool { return recs[a].Seq < recs[b].Seq })
+	var buf bytes.Buffer
+	for _, r := range recs {
+		frame, err := encodeFrame(journalEntry{Op: opPut, Rec: &journalRecord{Record: r}}, r)
+		if err != nil {
+			return err
+		}
+		buf.Write(frame)
+	}
+	no := j.segNo + 1
+	name := filepath.Join(j.dir, segName(no))
+	f, err := j.fs.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err == nil {
+		if _, err = f.WriteAt(buf.Bytes(), 0); err == nil {
+			err = f.Sync()
+		}
+		if err == nil {
+			err = j.fs.SyncDir(j.dir)
+		}
+		if err != nil {
+			f.Close()
+			j.fs.Remove(name)
+		}
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("journal: compact: %w", err)
 	}
-	_, err = f.WriteAt(body, 0)
-	if err == nil && durable {
-		err = unix.Fdatasync(int(f.Fd()))
+	if j.seg != nil {
+		j.seg.Close()
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	names, _ := j.fs.ReadDir(j.dir)
+	removed := false
+	for _, n := range names {
+		if strings.HasSuffix(n, segmentSuffix) && n != segName(no) {
+			j.fs.Remove(filepath.Join(j.dir, n))
+			removed = true
+		}
 	}
-	return err
+	if removed {
+		j.fs.SyncDir(j.dir)
+	}
+	j.seg, j.segNo, j.segSize = f, no, int64(buf.Len())
+	j.liveSize = int64(buf.Len())
+	j.gen++
+	return nil
 }
 
-// encodeRecord is the record file's content: one JSON line, then the
-// CRC-32C of that line in hex.
-func encodeRecord(rec Record) ([]byte, error) {
-	jr := journalRecord{Record: rec}
-	jr.Meta.merge(rec.Meta)
-	line, err := json.Marshal(jr)
-	if err != nil {
-		return nil, fmt.Errorf("journal: encode record of %s: %w", rec.Path, err)
-	}
-	sum := crc32.Checksum(line, crcTable)
-	out := append(line, '\n')
-	return append(out, strconv.FormatUint(uint64(sum), 16)+"\n"...), nil
+// segName is a segment's file name: fixed-width hex, so that names sort
+// like their numbers.
+func segName(no uint64) string {
+	return fmt.Sprintf("%016x%s", no, segmentSuffix)
 }
 
-// decodeRecord parses a record file, checking its CRC and its fields.
+// Journal entries.
+const (
+	opPut   = "put"   // a record's new state
+	opDel   = "del"   // a record's end
+	opClean = "clean" // the last entry of a clean close: all data synced
+)
+
+// journalEntry is one frame's payload.
+type journalEntry struct {
+	Op  string         `json:"op"`
+	Seq uint64         `json:"seq,omitempty"`
+	Rec *journalRecord `json:"rec,omitempty"`
+}
+
+// A frame: magic, the payload's length and its CRC-32C (both little
+// endian), then the payload (JSON).
+var frameMagic = [2]byte{0xC1, 0x0D}
+
+const frameHeader = 10
+
+// encodeFrame returns the frame of e; r is the record of a put.
+func encodeFrame(e journalEntry, r Record) ([]byte, error) {
+	if e.Op == opPut {
+		jr := journalRecord{Record: r}
+		jr.Meta.merge(r.Meta)
+		e.Rec = &jr
+	}
+	payload, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("journal: encode: %w", err)
+	}
+	frame := make([]byte, frameHeader+len(payload))
+	copy(frame, frameMagic[:])
+	binary.LittleEndian.PutUint32(frame[2:], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(frame[6:], crc32.Checksum(payload, crcTable))
+	copy(frame[frameHeader:], payload)
+	return frame, nil
+}
+
+// frameSize is the encoded size of r's put (for the compaction estimate).
+func frameSize(r Record) int64 {
+	f, err := encodeFrame(journalEntry{Op: opPut}, r)
+	if err != nil {
+		return 0
+	}
+	return int64(len(f))
+}
+
+// decodeFrame parses the frame at the start of b and returns its entry and
+// length, or ok false if there is no valid frame there.
+func decodeFrame(b []byte) (e journalEntry, n int, ok bool) {
+	if len(b) < frameHeader || b[0] != frameMagic[0] || b[1] != frameMagic[1] {
+		return e, 0, false
+	}
+	size := binary.LittleEndian.Uint32(b[2:])
+	if size > maxFrame || int(size) > len(b)-frameHeader {
+		return e, 0, false
+	}
+	payload := b[frameHeader : frameHeader+int(size)]
+	if crc32.Checksum(payload, crcTable) != binary.LittleEndian.Uint32(b[6:]) {
+		return e, 0, false
+	}
+	if err := json.Unmarshal(payload, &e); err != nil {
+		return e, 0, false
+	}
+	switch e.Op {
+	case opPut:
+		if e.Rec == nil || checkRecord(e.Rec.Record) != nil {
+			return e, 0, false
+		}
+	case opDel:
+		if e.Seq == 0 {
+			return e, 0, false
+		}
+	case opClean:
+	default:
+		return e, 0, false
+	}
+	return e, frameHeader + int(size), true
+}
+
+// segmentDamage says what was wrong with a segment.
+type segmentDamage struct {
+	damaged bool   // a bad frame with valid ones after it, or in an older segment
+	tornAt  int    // offset of a torn tail, or -1
+	what    string // for the quarantine note
+}
+
+// parseSegment returns the valid entries of a segment. A bad frame at the
+// tail of the last segment, with nothing valid after it, is a torn write of
+// a crash; any other bad frame is damage, and parsing goes on at the next
+// valid frame.
+func parseSegment(data []byte, last bool) ([]journalEntry, segmentDamage) {
+	d := segmentDamage{tornAt: -1}
+	var out []journalEntry
+	for off := 0; off < len(data); {
+		e, n, ok := decodeFrame(data[off:])
+		if ok {
+			out = append(out, e)
+			off += n
+			continue
+		}
+		next := -1
+		for k := off + 1; k+frameHeader <= len(data); k++ {
+			if data[k] != frameMagic[0] || data[k+1] != frameMagic[1] {
+				continue
+			}
+			if _, _, ok := decodeFrame(data[k:]); ok {
+				next = k
+				break
+			}
+		}
+		if next < 0 && last {
+			d.tornAt = off
+			return out, d
+		}
+		d.damaged = true
+		if d.what == "" {
+			d.what = fmt.Sprintf("unreadable record at offset %d", off)
+		}
+		if next < 0 {
+			return out, d
+		}
+		off = next
+	}
+	return out, d
+}
+
+// checkRecord checks a record's fields.
+func checkRecord(rec Record) error {
+	switch {
+	case rec.Seq == 0:
+		return errors.New("record has no sequence number")
+	case rec.Data == "" || rec.Data != filepath.Base(rec.Data) || rec.Data == "." || rec.Data == "..":
+		return fmt.Errorf("record names no valid data file (%q)", rec.Data)
+	case rec.Size < 0:
+		return errors.New("record has a negative size")
+	case !validPath(rec.Path):
+		return fmt.Errorf("record has an invalid path %q", rec.Path)
+	}
+	return nil
+}
+
+// decodeRecord parses a record file of the legacy format (one JSON line,
+// then the CRC-32C of that line in hex), checking its CRC and its fields.
 func decodeRecord(data []byte) (Record, error) {
 	line, tail, ok := bytes.Cut(data, []byte("\n"))
 	if !ok {
@@ -324,15 +810,8 @@ func decodeRecord(data []byte) (Record, error) {
 	}
 	rec := jr.Record
 	rec.Meta = jr.Meta.meta()
-	switch {
-	case rec.Seq == 0:
-		return Record{}, errors.New("record has no sequence number")
-	case rec.Data == "" || rec.Data != filepath.Base(rec.Data) || rec.Data == "." || rec.Data == "..":
-		return Record{}, fmt.Errorf("record names no valid data file (%q)", rec.Data)
-	case rec.Size < 0:
-		return Record{}, errors.New("record has a negative size")
-	case !validPath(rec.Path):
-		return Record{}, fmt.Errorf("record has an invalid path %q", rec.Path)
+	if err := checkRecord(rec); err != nil {
+		return Record{}, err
 	}
 	return rec, nil
 }
@@ -348,37 +827,4 @@ func validPath(p string) bool {
 		}
 	}
 	return !strings.ContainsRune(p, 0)
-}
-
-// recordName is the path of the record file of seq.
-func (j *Journal) recordName(seq uint64) string {
-	return filepath.Join(j.dir, seqName(seq)+journalSuffix)
-}
-
-// seqName is a record's file name without suffix: fixed-width hex, so that
-// names sort like sequence numbers.
-func seqName(seq uint64) string {
-	var b [8]byte
-	for i := 7; i >= 0; i-- {
-		b[i] = byte(seq)
-		seq >>= 8
-	}
-	return hex.EncodeToString(b[:])
-}
-
-// dirSyncs counts syncDir calls (for tests: the price of a commit).
-var dirSyncs atomic.Int64
-
-// syncDir makes the directory entries of dir durable.
-func syncDir(dir string) error {
-	dirSyncs.Add(1)
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }

@@ -39,6 +39,13 @@ type QueueOptions struct {
 	// the steps of rsync and editors (create, write, utimens, chmod,
 	// rename) become one upload (default 0: at once).
 	Delay time.Duration
+	// CommitInterval is the longest a close waits to be durable on local
+	// disk: the group commit's interval (default DefaultCommitInterval).
+	CommitInterval time.Duration
+	// EarlySize is the size from which a file's upload starts right after
+	// its commit instead of after Delay (default EarlyUploadSize; negative:
+	// never).
+	EarlySize int64
 	// MaxBackoff caps the wait between retries (default 30s).
 	MaxBackoff time.Duration
 	// Logger receives the queue's log; nil means slog.Default().
@@ -102,16 +109,20 @@ func (s *Store) OpenQueue(up Uploader, o QueueOptions) (*Queue, []Record, error)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	recs, quarantined, orphans, err := s.Journal.Load()
+	if o.EarlySize == 0 {
+		o.EarlySize = EarlyUploadSize
+	}
+	res, err := s.Journal.Load()
 	if err != nil {
 		return nil, nil, err
 	}
-	for _, q := range quarantined {
-		if strings.HasSuffix(q, journalSuffix) {
-			o.Logger.Error("journal record could not be read; moved aside, nothing was uploaded for it", "record", q)
-		} else {
-			o.Logger.Error("staging file that no readable journal record names kept beside the unreadable records; nothing was uploaded for it", "file", q)
-		}
+	recs, orphans := res.Records, res.Orphans
+	for _, q := range res.Quarantined {
+		why, _ := os.ReadFile(q + ".why")
+		o.Logger.Error("kept in quarantine, not uploaded: look at the file and copy it into the mount if it is what you want, then remove it", "file", q, "why", strings.TrimSpace(string(why)))
+	}
+	for _, d := range res.Dropped {
+		o.Logger.Warn("journal replay after a crash", "dropped", d)
 	}
 	for _, orphan := range orphans {
 		// Data of a writer that never closed its file: close() never
@@ -136,6 +147,7 @@ func (s *Store) OpenQueue(up Uploader, o QueueOptions) (*Queue, []Record, error)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	q.ctx, q.cancel = ctx, cancel
+	s.Journal.Start(o.CommitInterval, o.Logger)
 	return q, recs, nil
 }
 
@@ -145,12 +157,19 @@ func (q *Queue) Start() {
 	go q.dispatch(q.ctx)
 }
 
-// Commit makes rec and its data durable and queues it, replacing what was
-// queued for the same path. It returns once the record is on disk.
-func (q *Queue) Commit(rec Record, data *os.File) error {
+// EarlyUploadSize is the default size from which an upload starts right
+// after the commit: sending it takes longer than the steps of a writer that
+// the delay waits for, and a rename during the upload is a server-side move.
+const EarlyUploadSize = 8 << 20
+
+// Commit appends rec (its data written to its staging file) to the journal
+// and queues it, replacing what was queued for the same path. It returns
+// once the record is handed to the kernel; the next group commit, or Flush,
+// makes it durable. It returns the record's sequence number.
+func (q *Queue) Commit(rec Record) (uint64, error) {
 	rec.Committed = time.Now()
-	if err := q.j.Commit(&rec, data); err != nil {
-		return err
+	if err := q.j.Commit(&rec); err != nil {
+		return 0, err
 	}
 	q.mu.Lock()
 	it := q.items[rec.Path]
@@ -163,6 +182,9 @@ func (q *Queue) Commit(rec Record, data *os.File) error {
 	}
 	it.rec = rec
 	it.due = rec.Committed.Add(q.opts.Delay)
+	if q.opts.EarlySize > 0 && rec.Size >= q.opts.EarlySize {
+		it.due = rec.Committed
+	}
 	it.attempts, it.lastErr, it.perm = 0, nil, false
 	q.changedLocked()
 	q.mu.Unlock()
@@ -171,8 +193,11 @@ func (q *Queue) Commit(rec Record, data *os.File) error {
 			q.log.Warn("removing a superseded journal record failed", "path", rec.Path, "err", err)
 		}
 	}
-	return nil
+	return rec.Seq, nil
 }
+
+// Flush makes everything committed so far durable on local disk.
+func (q *Queue) Flush() error { return q.j.Flush() }
 
 // Pending returns the queued record of p.
 func (q *Queue) Pending(p string) (Record, bool) {
@@ -198,8 +223,8 @@ func (q *Queue) Has(p string) bool {
 
 // SetMeta merges metadata into the queued record of p (utimens or chmod
 // after close), to be stored with the upload. It reports whether p was
-// queued. The change is not synced: like the metadata change of a local
-// file it is durable at the next fsync or commit.
+// queued. Like the metadata change of a local file it is durable at the
+// next group commit or fsync.
 func (q *Queue) SetMeta(p string, apply func(*Record)) (bool, error) {
 	q.mu.Lock()
 	it := q.items[p]
@@ -215,7 +240,7 @@ func (q *Queue) SetMeta(p string, apply func(*Record)) (bool, error) {
 	it.attempts, it.perm = 0, false
 	q.changedLocked()
 	q.mu.Unlock()
-	return true, q.j.Update(rec, false)
+	return true, q.j.Update(rec)
 }
 
 // Pause stops uploads from starting at or below p and waits for those in
@@ -264,7 +289,7 @@ func (q *Queue) Rename(from, to string) (dropped []Record, err error) {
 	q.changedLocked()
 	q.mu.Unlock()
 	for _, r := range moved {
-		err = errors.Join(err, q.j.Update(r, true))
+		err = errors.Join(err, q.j.Update(r))
 	}
 	for _, r := range dropped {
 		err = errors.Join(err, q.j.Delete(r.Seq))
@@ -527,4 +552,43 @@ func laterOf(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// WaitUploaded starts the upload of the record seq now and waits until it
+// is on the server (or in a conflict copy), an attempt fails (the record
+// stays queued and is retried), or ctx ends.
+func (q *Queue) WaitUploaded(ctx context.Context, seq uint64) error {
+	stop := context.AfterFunc(ctx, func() {
+		q.mu.Lock()
+		q.changed.Broadcast()
+		q.mu.Unlock()
+	})
+	defer stop()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for {
+		var found *item
+		for _, it := range q.items {
+			if it.rec.Seq == seq || it.flying == seq {
+				found = it
+				break
+			}
+		}
+		switch {
+		case found == nil:
+			return nil
+		case found.lastErr != nil && found.flying == 0:
+			return fmt.Errorf("upload of %s failed: %w", found.rec.Path, found.lastErr)
+		case ctx.Err() != nil:
+			if found.lastErr != nil {
+				return fmt.Errorf("%w (last error: %v)", ctx.Err(), found.lastErr)
+			}
+			return ctx.Err()
+		}
+		if found.flying == 0 && found.attempts == 0 && found.due.After(time.Now()) {
+			found.due = time.Now()
+			q.changedLocked()
+		}
+		q.changed.Wait()
+	}
 }

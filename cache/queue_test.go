@@ -94,7 +94,7 @@ func commit(t *testing.T, s *Store, q *Queue, p, content string) {
 	}
 	defer f.Close()
 	f.WriteString(content)
-	if err := q.Commit(Record{Path: p, Data: filepath.Base(f.Name()), Size: int64(len(content)), Create: true}, f); err != nil {
+	if _, err := q.Commit(Record{Path: p, Data: filepath.Base(f.Name()), Size: int64(len(content)), Create: true}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -124,8 +124,8 @@ func TestQueueUploadsInOrderAndCoalesces(t *testing.T) {
 	if got := strings.Join(u.uploads(), ","); got != "c,a" {
 		t.Fatalf("uploads %s, want c,a (b renamed to c before its upload, a once)", got)
 	}
-	if recs, _, _, _ := s.Journal.Load(); len(recs) != 0 {
-		t.Fatalf("journal keeps %d records after the uploads", len(recs))
+	if res, _ := s.Journal.Load(); len(res.Records) != 0 {
+		t.Fatalf("journal keeps %d records after the uploads", len(res.Records))
 	}
 }
 

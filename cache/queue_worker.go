@@ -245,7 +245,7 @@ func (q *Queue) run(ctx context.Context, rec Record) {
 	q.changedLocked()
 	q.mu.Unlock()
 	if rewrite != nil {
-		q.j.Update(*rewrite, false)
+		q.j.Update(*rewrite)
 	}
 }
 
@@ -259,7 +259,7 @@ func (q *Queue) hasSeq(p string, seq uint64) bool {
 
 // metaEqual reports whether two records carry the same metadata.
 func metaEqual(a, b Record) bool {
-	ja, _ := encodeRecord(Record{Seq: 1, Data: "d", Path: "p", Meta: a.Meta})
-	jb, _ := encodeRecord(Record{Seq: 1, Data: "d", Path: "p", Meta: b.Meta})
+	ja, _ := encodeFrame(journalEntry{Op: opPut}, Record{Seq: 1, Data: "d", Path: "p", Meta: a.Meta})
+	jb, _ := encodeFrame(journalEntry{Op: opPut}, Record{Seq: 1, Data: "d", Path: "p", Meta: b.Meta})
 	return string(ja) == string(jb)
 }

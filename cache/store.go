@@ -90,15 +90,15 @@ func Open(dir string, o Options) (*Store, error) {
 // StagingDir is where open writers keep their data.
 func (s *Store) StagingDir() string { return filepath.Join(s.Dir, "staging") }
 
-// Close removes the journal's unused spare files, releases the lock and
-// closes the index. Nothing may write to the store any more.
+// Close makes the journal durable and marks it clean, releases the lock
+// and closes the index. Nothing may write to the store any more.
 func (s *Store) Close() error {
-	if s.Journal != nil {
-		s.Journal.DropSpares()
-	}
 	var err error
+	if s.Journal != nil {
+		err = s.Journal.Close()
+	}
 	if s.Blocks != nil {
-		err = s.Blocks.close()
+		err = errors.Join(err, s.Blocks.close())
 	}
 	if s.Index != nil {
 		err = errors.Join(err, s.Index.close())

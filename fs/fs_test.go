@@ -455,3 +455,34 @@ func TestLookupsOneByOneListTheDirectoryOnce(t *testing.T) {
 		t.Fatalf("%d lookups cost %d Stat and %d List calls, want at most 2 and 1", files+1, s, l)
 	}
 }
+
+// A regular file renamed over a symlink (rsync, editors) replaces it as a
+// regular file: on the server and for a descriptor of the old name.
+func TestRegularFileReplacesSymlink(t *testing.T) {
+	b := memory.New()
+	target := []byte("/etc/passwd")
+	if _, err := b.Put(t.Context(), "l", bytes.NewReader(target), int64(len(target)), backends.PutOptions{Meta: backends.Meta{Type: "symlink"}}); err != nil {
+		t.Fatal(err)
+	}
+	mnt := mountMem(t, b, Options{})
+	link := filepath.Join(mnt, "l")
+	if got, err := os.Readlink(link); err != nil || got != string(target) {
+		t.Fatalf("readlink: %q %v", got, err)
+	}
+	tmp := filepath.Join(mnt, ".l.tmp")
+	if err := os.WriteFile(tmp, []byte("plain"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, link); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(link)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != 5 {
+		t.Fatalf("after the rename: %v %v, want a regular file of 5 bytes", fi, err)
+	}
+	syncMount(t, mnt)
+	e, err := b.Stat(t.Context(), "l")
+	if err != nil || e.Meta.Type != "" || e.Size != 5 {
+		t.Fatalf("on the server: %+v %v; want a regular file of 5 bytes", e, err)
+	}
+}

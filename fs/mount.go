@@ -120,7 +120,7 @@ func newRoot(b backends.Backend, store *cache.Store, o Options) (*Node, error) {
 		live: &liveNodes{byP: map[string]*Node{}}}
 	root := &Node{fs: f, fetched: time.Now()}
 	root.entry = f.resolve("", e)
-	q, recs, err := store.OpenQueue(f, cache.QueueOptions{Transfers: o.Transfers, Delay: o.WritebackDelay, Logger: o.Logger})
+	q, recs, err := store.OpenQueue(f, cache.QueueOptions{Transfers: o.Transfers, Delay: o.WritebackDelay, CommitInterval: o.CommitInterval, Logger: o.Logger})
 	if err != nil {
 		return nil, err
 	}

@@ -51,6 +51,8 @@ type Node struct {
 	// under upMu: go-fuse moves the inode only after Rename returns, and
 	// until then the tree still gives the old path (currentPath).
 	renamed [2]string
+	// seq is the journal sequence number of the last commit.
+	seq uint64
 }
 
 // currentPath is the node's path for a commit: the tree's, or the new path
@@ -114,13 +116,21 @@ func (n *Node) newChild(ctx context.Context, name string, e backends.Entry, at t
 func (n *Node) refresh(e backends.Entry, at time.Time) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.staged != nil || n.local || at.Before(n.fetched) {
-		return // local data, or what the node has is newer
+	if n.staged != nil || n.local || at.Before(n.fetched) || !n.fits(e) {
+		return // local data, what the node has is newer, or another file's
 	}
 	if e.Version != n.entry.Version {
 		n.target = ""
 	}
 	n.entry, n.fetched = e, at
+}
+
+// fits reports whether e can describe the node: an entry of another file
+// type is of another file that took the node's path (a rename over it).
+// A node that has no inode yet fits any entry.
+func (n *Node) fits(e backends.Entry) bool {
+	m := n.StableAttr().Mode
+	return m == 0 || kind(e) == m
 }
 
 // snapshot returns the node's entry.
@@ -337,7 +347,9 @@ func (n *Node) setMeta(ctx context.Context, m backends.Meta) syscall.Errno {
 		ne.Name = ""
 	}
 	n.mu.Lock()
-	n.entry, n.fetched = ne, time.Now()
+	if n.fits(ne) {
+		n.entry, n.fetched = ne, time.Now()
+	}
 	n.mu.Unlock()
 	dir, name := splitPath(p)
 	n.fs.dirs.update(dir, name, &ne)

@@ -206,7 +206,9 @@ func (n *Node) uploadTo(ctx context.Context, p string) (string, error) {
 		st.dirty, n.local, n.pending = false, false, backends.Meta{}
 		st.discard()
 		n.staged = nil
-		n.entry, n.fetched = n.fs.resolve(p, e), time.Now()
+		if e := n.fs.resolve(p, e); n.fits(e) {
+			n.entry, n.fetched = e, time.Now()
+		}
 		n.mu.Unlock()
 		return cp, nil
 	}
@@ -237,8 +239,10 @@ func (n *Node) settle(p string, st *staging, e backends.Entry, sent backends.Met
 	n.mu.Lock()
 	st.dirty, st.committed, st.base, n.local = st.changed, false, e.Version, false
 	n.pending = unsent(n.pending, sent)
-	n.cached = contentVersion(e)
-	n.entry, n.fetched = e, time.Now()
+	if n.fits(e) {
+		n.cached = contentVersion(e)
+		n.entry, n.fetched = e, time.Now()
+	}
 	n.mu.Unlock()
 	dir, name := splitPath(p)
 	n.fs.dirs.update(dir, name, &e)
@@ -444,12 +448,35 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno {
 	return h.n.commit()
 }
 
-// Fsync implements fusefs.FileFsyncer, as Flush.
+// Fsync implements fusefs.FileFsyncer: it commits the file and returns
+// once the journal, with the file's record and data, is durable on local
+// disk; with --fsync server, once the file is on the server (EIO when an
+// attempt to upload it fails: it stays queued).
 func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
-	if !h.write {
+	n := h.n
+	if h.write {
+		if errno := n.commit(); errno != 0 {
+			return errno
+		}
+	}
+	if err := n.fs.q.Flush(); err != nil {
+		n.fs.log.Error("fsync: the journal could not be made durable", "path", n.path(), "err", err)
+		return toErrno(err)
+	}
+	if !n.fs.opts.FsyncServer {
 		return 0
 	}
-	return h.n.commit()
+	n.mu.Lock()
+	seq := n.seq
+	n.mu.Unlock()
+	if seq == 0 {
+		return 0
+	}
+	if err := n.fs.q.WaitUploaded(ctx, seq); err != nil {
+		n.fs.log.Error("fsync: the file is not on the server; it stays queued", "path", n.path(), "err", err)
+		return syscall.EIO
+	}
+	return 0
 }
 
 // Release implements fusefs.FileReleaser.

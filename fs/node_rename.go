@@ -229,6 +229,9 @@ func (n *Node) replaceRemote(ctx context.Context, to string, dst *Node) {
 		return
 	}
 	_, e.Name = splitPath(to)
+	// The file keeps its own type and size: a regular file renamed over
+	// a symlink is a regular file, and its upload says so.
+	e.Meta.Type, e.Size = n.entry.Meta.Type, st.size
 	n.local, st.base, n.entry = false, e.Version, e
 	committed := st.committed
 	n.mu.Unlock()

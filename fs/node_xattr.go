@@ -103,7 +103,7 @@ func (n *Node) sha256(ctx context.Context) (string, syscall.Errno) {
 		return sum, 0
 	}
 	n.mu.Lock()
-	if n.staged == nil && n.entry.Version == e.Version {
+	if n.staged == nil && n.entry.Version == e.Version && n.fits(ne) {
 		ne.Name = e.Name
 		n.entry = ne
 	}

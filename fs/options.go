@@ -32,6 +32,12 @@ type Options struct {
 	// WritebackDelay is how long a closed file waits before its upload, so
 	// that create, write, utimens, chmod and rename become one upload.
 	WritebackDelay time.Duration
+	// CommitInterval is the longest a closed file waits to be durable on
+	// local disk (group commit; default 1s).
+	CommitInterval time.Duration
+	// FsyncServer: fsync returns once the file is on the server, not
+	// once it is durable on local disk.
+	FsyncServer bool
 	// AllowOther and DefaultPermissions are the FUSE mount options.
 	AllowOther, DefaultPermissions bool
 	// FSName is the source shown in /proc/mounts and df (no secrets).

@@ -104,13 +104,17 @@ func (n *Node) commitLocked(p string) syscall.Errno {
 	st.changed, st.committed, st.dirty = false, true, true
 	n.mu.Unlock()
 	n.fs.live.set(p, n)
-	if err := n.fs.q.Commit(rec, st.file); err != nil {
+	seq, err := n.fs.q.Commit(rec)
+	if err != nil {
 		n.fs.log.Error("cannot record the file in the journal", "path", p, "err", err)
 		n.mu.Lock()
 		st.changed, st.committed = true, false
 		n.mu.Unlock()
 		return toErrno(err)
 	}
+	n.mu.Lock()
+	n.seq = seq
+	n.mu.Unlock()
 	return 0
 }
 
@@ -191,7 +195,10 @@ func (n *Node) storePending(ctx context.Context, p string) error {
 	}
 	ne.Name = e.Name
 	n.mu.Lock()
-	n.entry, n.fetched, n.pending = ne, time.Now(), backends.Meta{}
+	if n.fits(ne) {
+		n.entry, n.fetched = ne, time.Now()
+	}
+	n.pending = backends.Meta{}
 	n.mu.Unlock()
 	dir, name := splitPath(p)
 	n.fs.dirs.update(dir, name, &ne)

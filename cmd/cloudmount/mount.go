@@ -39,6 +39,8 @@ type mountConfig struct {
 	Transfers          int           `json:"transfers"`
 	MaxListingEntries  int           `json:"max_listing_entries"`
 	WritebackDelay     time.Duration `json:"writeback_delay"`
+	CommitInterval     time.Duration `json:"commit_interval"`
+	FsyncServer        bool          `json:"fsync_server,omitempty"`
 	DrainTimeout       time.Duration `json:"drain_timeout"`
 	Verbose            bool          `json:"verbose,omitempty"`
 	Debug              bool          `json:"debug,omitempty"`
@@ -60,6 +62,7 @@ func (c *mountConfig) LogValue() slog.Value {
 		slog.Duration("timeout", c.Timeout), slog.Duration("attr_timeout", c.AttrTimeout),
 		slog.Duration("dir_cache_time", c.DirCacheTime), slog.Int64("cache_size", c.CacheSize),
 		slog.Int("transfers", c.Transfers), slog.Int("max_listing_entries", c.MaxListingEntries), slog.Duration("writeback_delay", c.WritebackDelay),
+		slog.Duration("commit_interval", c.CommitInterval), slog.Bool("fsync_server", c.FsyncServer),
 		slog.Duration("drain_timeout", c.DrainTimeout),
 		slog.Bool("debug", c.Debug),
 	)
@@ -110,6 +113,7 @@ func resolveMount(f *mountFlags) (*mountConfig, error) {
 		Timeout: time.Duration(f.timeout), AttrTimeout: time.Duration(f.attrTimeout),
 		DirCacheTime: time.Duration(f.dirCacheTime), CacheSize: int64(f.cacheSize),
 		Transfers: f.transfers, MaxListingEntries: f.maxListing, WritebackDelay: time.Duration(f.writebackDelay),
+		CommitInterval: time.Duration(f.commitInterval), FsyncServer: f.fsync == "server",
 		DrainTimeout: time.Duration(f.drainTimeout),
 		Verbose:      f.verbose, Debug: f.debug, Foreground: f.foreground,
 	}

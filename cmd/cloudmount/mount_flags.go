@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"github.com/cloudmount/cloudmount/backends/webdav"
+	"github.com/cloudmount/cloudmount/cache"
 	"io"
 	"math"
 	"strconv"
@@ -32,6 +33,8 @@ type mountFlags struct {
 	transfers          int
 	maxListing         int
 	writebackDelay     duration
+	commitInterval     duration
+	fsync              string
 	drainTimeout       duration
 	logFile            string
 	verbose            bool
@@ -63,6 +66,7 @@ func newMountFlagSet(f *mountFlags) *pflag.FlagSet {
 	f.attrTimeout = duration(time.Second)
 	f.dirCacheTime = duration(time.Minute)
 	f.writebackDelay = duration(2 * time.Second)
+	f.commitInterval = duration(cache.DefaultCommitInterval)
 	f.drainTimeout = duration(time.Minute)
 	flags.BoolVarP(&f.foreground, "foreground", "f", false, "stay in the foreground, log to stderr, unmount on Ctrl-C")
 	flags.StringVar(&f.user, "user", "", "remote user `NAME` (also from the URL: https://NAME@host/...)")
@@ -81,6 +85,8 @@ func newMountFlagSet(f *mountFlags) *pflag.FlagSet {
 	flags.IntVar(&f.transfers, "transfers", 4, "`N` uploads in parallel")
 	flags.IntVar(&f.maxListing, "max-listing-entries", webdav.DefaultMaxListingEntries, "refuse a directory listing of more than `N` entries from the server (bounds memory against a broken or hostile server)")
 	flags.Var(&f.writebackDelay, "writeback-delay", "how long a closed file waits before its upload (coalesces rsync's and editors' steps)")
+	flags.Var(&f.commitInterval, "commit-interval", "a closed file is durable on local disk at most this long after close (one batch of syncs for all closes meanwhile)")
+	flags.StringVar(&f.fsync, "fsync", "local", "what fsync waits for: `local` (durable in the journal on local disk) or server (uploaded)")
 	flags.Var(&f.drainTimeout, "drain-timeout", "how long the daemon keeps uploading after the unmount; the rest waits in the journal for the next mount")
 	flags.StringVar(&f.logFile, "log-file", "", "log to `FILE` (default: daemon.log in the cache directory; with -f: stderr)")
 	flags.BoolVarP(&f.verbose, "verbose", "v", false, "log more (debug level)")
@@ -129,6 +135,12 @@ func parseMountArgs(args []string) (*mountFlags, error) {
 	}
 	if f.transfers < 1 || f.transfers > 64 {
 		return nil, usageErrorf("--transfers must be between 1 and 64")
+	}
+	if f.commitInterval <= 0 || time.Duration(f.commitInterval) > time.Minute {
+		return nil, usageErrorf("--commit-interval must be positive and at most 1m")
+	}
+	if f.fsync != "local" && f.fsync != "server" {
+		return nil, usageErrorf("--fsync must be local or server, not %q", f.fsync)
 	}
 	if f.maxListing < 1 {
 		return nil, usageErrorf("--max-listing-entries must be positive")

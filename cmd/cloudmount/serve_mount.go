@@ -138,6 +138,7 @@ func setUp(ctx context.Context, cfg *mountConfig, log *slog.Logger) (m *fs.Mount
 		UID: cfg.UID, GID: cfg.GID, Privileged: os.Geteuid() == 0,
 		ReadOnly: cfg.ReadOnly, Timeout: cfg.Timeout, AttrTimeout: cfg.AttrTimeout,
 		DirCacheTime: cfg.DirCacheTime, Transfers: cfg.Transfers, WritebackDelay: cfg.WritebackDelay,
+		CommitInterval: cfg.CommitInterval, FsyncServer: cfg.FsyncServer,
 		AllowOther: cfg.AllowOther, DefaultPermissions: cfg.DefaultPermissions,
 		FSName: cfg.FSName, Debug: cfg.Debug, Logger: log,
 	})
