@@ -62,6 +62,12 @@ func Mount(mountpoint string, b backends.Backend, store *cache.Store, o Options)
 		MaxWrite:     1 << 20,
 		MaxReadAhead: 1 << 20,
 		Debug:        o.Debug,
+		// No FUSE_POSIX_ACL: Getxattr answers ACL reads "not supported"
+		// (node_xattr.go), which with it on would fail the kernel's own
+		// permission checks; it would also force default_permissions on,
+		// and the ACLs it caches are dropped at every READDIRPLUS and
+		// lookup, so ls -l would still ask for every file.
+		EnableAcl: false,
 	}
 	if o.DefaultPermissions {
 		mo.Options = append(mo.Options, "default_permissions")

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/cloudmount/cloudmount/backends"
@@ -20,8 +22,44 @@ import (
 // attribute", writes "not supported", so cp -a and rsync -X carry on.
 const xattrSHA256 = "user.cloudmount.sha256"
 
+// ls -l asks for two attributes of every file it lists: its ACL
+// (system.posix_acl_access) and its SELinux label (security.selinux), and
+// ls --color may ask for security.capability. The kernel passes each ask
+// to the daemon, a round trip per file and name. cloudmount stores none of
+// these, and answers so: "not supported" (ENOTSUP), as a filesystem without
+// ACLs or labels does (sshfs, davfs2, vfat, NFS without labels). ls, and
+// other tools built on gnulib, then take the whole filesystem to have none
+// and stop asking after its first file; "no such attribute" (ENODATA, the
+// answer before) made them ask again for every file.
+//
+// The kernel cannot keep these answers instead: it keeps no answer for
+// security.* names, and the ACLs it keeps with FUSE_POSIX_ACL are dropped
+// at every READDIRPLUS and lookup of the file, which ls -l does first
+// (mount.go leaves FUSE_POSIX_ACL off). getfacl shows the mode, setfacl
+// answers ENOTSUP, chmod is unchanged.
+const (
+	xattrACLPrefix      = "system.posix_acl_"
+	xattrSecurityPrefix = "security."
+)
+
+// noXattrs reports whether attr is in a namespace cloudmount stores nothing
+// in: its reads, writes and removals answer ENOTSUP.
+func noXattrs(attr string) bool {
+	return strings.HasPrefix(attr, xattrACLPrefix) || strings.HasPrefix(attr, xattrSecurityPrefix)
+}
+
+// getxattrHook, when set (by tests), sees every GETXATTR that reaches the
+// daemon.
+var getxattrHook atomic.Pointer[func(f *fsys, attr string)]
+
 // Getxattr implements fusefs.NodeGetxattrer.
 func (n *Node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if h := getxattrHook.Load(); h != nil {
+		(*h)(n.fs, attr)
+	}
+	if noXattrs(attr) {
+		return 0, syscall.ENOTSUP
+	}
 	if attr != xattrSHA256 || n.StableAttr().Mode != syscall.S_IFREG {
 		return 0, syscall.ENODATA
 	}
@@ -52,7 +90,7 @@ func (n *Node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 
 // Removexattr implements fusefs.NodeRemovexattrer.
 func (n *Node) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	if attr == xattrSHA256 {
+	if attr == xattrSHA256 || noXattrs(attr) {
 		return syscall.ENOTSUP
 	}
 	return syscall.ENODATA
