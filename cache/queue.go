@@ -181,10 +181,7 @@ func (q *Queue) Commit(rec Record) (uint64, error) {
 		stale = it.rec.Seq
 	}
 	it.rec = rec
-	it.due = rec.Committed.Add(q.opts.Delay)
-	if q.opts.EarlySize > 0 && rec.Size >= q.opts.EarlySize {
-		it.due = rec.Committed
-	}
+	it.due = q.dueAfter(rec, rec.Committed)
 	it.attempts, it.lastErr, it.perm = 0, nil, false
 	q.changedLocked()
 	q.mu.Unlock()
@@ -194,6 +191,16 @@ func (q *Queue) Commit(rec Record) (uint64, error) {
 		}
 	}
 	return rec.Seq, nil
+}
+
+// dueAfter is when the upload of rec may start after a change at t: after
+// the write-back delay, so that the next steps of the writer join it, or at
+// once for a large file.
+func (q *Queue) dueAfter(rec Record, t time.Time) time.Time {
+	if q.opts.EarlySize > 0 && rec.Size >= q.opts.EarlySize {
+		return t
+	}
+	return t.Add(q.opts.Delay)
 }
 
 // Flush makes everything committed so far durable on local disk.
@@ -235,7 +242,7 @@ func (q *Queue) SetMeta(p string, apply func(*Record)) (bool, error) {
 	apply(&it.rec)
 	rec := it.rec
 	if it.flying == 0 {
-		it.due = laterOf(it.due, time.Now().Add(q.opts.Delay))
+		it.due = laterOf(it.due, q.dueAfter(rec, time.Now()))
 	}
 	it.attempts, it.perm = 0, false
 	q.changedLocked()
@@ -283,7 +290,7 @@ func (q *Queue) Rename(from, to string) (dropped []Record, err error) {
 		}
 	}
 	for _, r := range moved {
-		it := &item{rec: r, due: laterOf(time.Now().Add(q.opts.Delay), r.Committed.Add(q.opts.Delay))}
+		it := &item{rec: r, due: q.dueAfter(r, time.Now())}
 		q.items[r.Path] = it
 	}
 	q.changedLocked()

@@ -286,6 +286,17 @@ func TestSHA256Xattr(t *testing.T) {
 	if err := syscall.Setxattr(seq, "user.cloudmount.sha256", []byte("00"), 0); !errors.Is(err, syscall.ENOTSUP) {
 		t.Fatalf("setxattr of the hash: %v, want ENOTSUP", err)
 	}
+	// What rsync -X does: set the hash the file has, remove it (its source
+	// lacks it). Both succeed and the hash stays what the content says.
+	if err := syscall.Setxattr(seq, "user.cloudmount.sha256", []byte(want(data)), 0); err != nil {
+		t.Fatalf("setxattr of the hash to its value: %v", err)
+	}
+	if err := syscall.Removexattr(seq, "user.cloudmount.sha256"); err != nil {
+		t.Fatalf("removexattr of the hash: %v", err)
+	}
+	if got := getHash(seq); got != want(data) {
+		t.Fatalf("hash after removexattr: %s", got)
+	}
 	if _, err := syscall.Getxattr(seq, "user.other", buf); !errors.Is(err, syscall.ENODATA) {
 		t.Fatalf("getxattr of another attribute: %v, want ENODATA", err)
 	}

@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -187,6 +188,15 @@ func (n *Node) uploadTo(ctx context.Context, p string) (string, error) {
 		return "", err
 	}
 	if errors.Is(err, backends.ErrPrecondition) || (local && errors.Is(err, backends.ErrExist)) {
+		if pe, ok := n.ownPartial(ctx, p, st, size); ok {
+			// An earlier attempt of this upload, cut off (a crash, a reset)
+			// on a server that writes a PUT in place: finish it.
+			n.fs.log.Info("the server holds the start of this file from an interrupted upload; uploading it again", "path", p, "bytes_there", pe.Size, "size", size)
+			opts.IfMatch, opts.IfNoneMatch = pe.Version, false
+			e, err = n.put(ctx, p, st, size, opts)
+		}
+	}
+	if errors.Is(err, backends.ErrPrecondition) || (local && errors.Is(err, backends.ErrExist)) {
 		cp := conflictName(p, time.Now())
 		n.fs.log.Warn("the server's copy changed while it was edited here; keeping both", "path", p, "conflict_copy", cp)
 		opts.IfMatch, opts.IfNoneMatch = "", true
@@ -229,6 +239,44 @@ func (n *Node) uploadTo(ctx context.Context, p string) (string, error) {
 	}
 	n.settle(p, st, n.fs.resolve(p, e), sent)
 	return "", nil
+}
+
+// ownPartial reports whether the server's file at p holds a proper prefix
+// of the staged content: what a server that writes uploads in place (rclone
+// serve) keeps of an upload cut off by a crash or a reset. Replacing it
+// loses nothing, as its bytes are the start of the content that replaces
+// it. It returns the server's entry (its version to replace).
+func (n *Node) ownPartial(ctx context.Context, p string, st *staging, size int64) (backends.Entry, bool) {
+	cctx, cancel := n.fs.call(ctx)
+	e, err := n.fs.be.Stat(cctx, p)
+	cancel()
+	if err != nil || e.IsDir || e.Size >= size || e.Version == "" {
+		return e, false
+	}
+	if e.Size == 0 {
+		return e, true
+	}
+	rc, err := n.fs.openStream(ctx, p, 0, -1, e.Size)
+	if err != nil {
+		return e, false
+	}
+	defer rc.Close()
+	there := make([]byte, 1<<20)
+	here := make([]byte, 1<<20)
+	var off int64
+	for off < e.Size {
+		k, rerr := io.ReadFull(rc, there[:min(int64(len(there)), e.Size-off)])
+		if k > 0 {
+			if _, err := st.file.ReadAt(here[:k], off); err != nil || !bytes.Equal(here[:k], there[:k]) {
+				return e, false
+			}
+			off += int64(k)
+		}
+		if rerr != nil {
+			break
+		}
+	}
+	return e, off == e.Size
 }
 
 // settle records that the server now has the staged content as version e:

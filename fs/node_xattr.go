@@ -83,14 +83,26 @@ func (n *Node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 	return xattrReply(dest, xattrSHA256+"\x00")
 }
 
-// Setxattr implements fusefs.NodeSetxattrer.
+// Setxattr implements fusefs.NodeSetxattrer. The hash follows the content:
+// setting it to the value it has (rsync -X, cp -a from another cloudmount)
+// succeeds, any other value is refused.
 func (n *Node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	if attr == xattrSHA256 && n.StableAttr().Mode == syscall.S_IFREG {
+		if sum, errno := n.sha256(ctx); errno == 0 && sum == string(data) {
+			return 0
+		}
+	}
 	return syscall.ENOTSUP
 }
 
 // Removexattr implements fusefs.NodeRemovexattrer.
 func (n *Node) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	if attr == xattrSHA256 || noXattrs(attr) {
+	switch {
+	case attr == xattrSHA256:
+		// Derived from the content, it cannot go; saying so would stop
+		// rsync -X, which removes what its source lacks.
+		return 0
+	case noXattrs(attr):
 		return syscall.ENOTSUP
 	}
 	return syscall.ENODATA

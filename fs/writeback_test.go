@@ -1,11 +1,14 @@
 package fs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -181,4 +184,55 @@ func TestRenameOverIdenticalFileSendsOnlyMetadata(t *testing.T) {
 	if entries, _ := b.List(ctx, ""); len(entries) != 1 {
 		t.Fatalf("server has %d entries, want only f (no conflict copy)", len(entries))
 	}
+}
+
+// An upload cut off on a server that writes PUTs in place leaves the start
+// of the file there; the next attempt finds its own prefix and finishes the
+// upload instead of keeping a conflict copy. Another client's file (not a
+// prefix) still gets one.
+func TestInterruptedUploadIsFinished(t *testing.T) {
+	b := memory.New()
+	mnt := mountMem(t, b, Options{WritebackDelay: time.Hour})
+	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<16)
+	for _, name := range []string{"partial", "other"} {
+		if err := os.WriteFile(filepath.Join(mnt, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.Put(t.Context(), "partial", bytes.NewReader(data[:300000]), 300000, backends.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Put(t.Context(), "other", strings.NewReader("another client"), 14, backends.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	syncMount(t, mnt)
+	if got := readBackend(t, b, "partial"); !bytes.Equal(got, data) {
+		t.Errorf("the interrupted upload: %d bytes on the server, want %d", len(got), len(data))
+	}
+	if got := readBackend(t, b, "other"); string(got) != "another client" {
+		t.Errorf("another client's file was replaced: %d bytes", len(got))
+	}
+	ents, _ := os.ReadDir(mnt)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if len(names) != 3 || !strings.HasPrefix(names[1], "other (conflicted copy") {
+		t.Errorf("names %q; want partial, other and one conflict copy of other", names)
+	}
+}
+
+// readBackend returns the content of p on b.
+func readBackend(t *testing.T, b backends.Backend, p string) []byte {
+	t.Helper()
+	rc, err := b.Read(t.Context(), p, 0, -1)
+	if err != nil {
+		t.Fatalf("read %s on the server: %v", p, err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }

@@ -181,12 +181,17 @@ func clipNames(names []string) []string {
 	return names
 }
 
+// bigUploadSize is the file whose upload a kill -9 cuts off: above the
+// size from which uploads start at once.
+const bigUploadSize = 96 << 20
+
 // TestKill9Replay queues 500 files (with a 10-minute write-back delay, so
 // that none is uploaded), checks that the mount shows them and that
-// `cloudmount status` counts them, kills the daemon with SIGKILL, mounts
-// again with the same cache directory and runs `cloudmount sync`: every
-// file must reach the server with its bytes, name and mtime, and show on
-// the mount as it was written.
+// `cloudmount status` counts them, writes a large file whose upload starts
+// at once, kills the daemon with SIGKILL during that upload, mounts again
+// with the same cache directory and runs `cloudmount sync`: every file must
+// reach the server with its bytes, name and mtime, and show on the mount
+// as it was written.
 func TestKill9Replay(t *testing.T) {
 	const n = 500
 	eachServer(t, func(t *testing.T, srv *Server) {
@@ -206,6 +211,24 @@ func TestKill9Replay(t *testing.T) {
 			t.Errorf("status before the crash: %d files, %d bytes queued; want %d files, %d bytes\n%s", st.QueuedFiles, st.QueuedBytes, n, queuedBytes(files), st)
 		}
 
+		// A large file starts its upload at once, whatever the delay: the
+		// daemon dies with it in flight.
+		big := queuedFile{Rel: "crash/d0/big.bin", Data: randomBytes(bigUploadSize, 99), MTime: time.Date(2019, 1, 2, 3, 4, 5, 6, time.UTC)}
+		writeQueuedFiles(t, m, []queuedFile{big})
+		eventually(t, 30*time.Second, func() error {
+			for _, tr := range m.Status(t).Uploading {
+				if tr.Path == big.Rel && tr.Done > 0 {
+					t.Logf("%s: killed with %d of %d MiB of %s sent", srv.Kind, tr.Done>>20, bigUploadSize>>20, big.Rel)
+					return nil
+				}
+			}
+			if fi, err := os.Stat(srv.Path(big.Rel)); err == nil && fi.Size() == bigUploadSize {
+				t.Logf("%s: %s was uploaded before the kill", srv.Kind, big.Rel)
+				return nil // a fast server: it was quicker than this look
+			}
+			return fmt.Errorf("the upload of %s (%d MiB) has not started:\n%s", big.Rel, bigUploadSize>>20, m.statusForMessage())
+		})
+
 		m.Kill9(t)
 		if k := onServer(srv, files); k > 0 {
 			t.Errorf("%d of %d files reached the server before the crash, with --writeback-delay=10m", k, n)
@@ -213,7 +236,8 @@ func TestKill9Replay(t *testing.T) {
 
 		m = m.MountAgain(t)
 		took := m.Sync(t)
-		t.Logf("FIGURE: %s: cloudmount sync after kill -9 and mount: %d files replayed in %.2fs", srv.Kind, n, took.Seconds())
+		t.Logf("FIGURE: %s: cloudmount sync after kill -9 and mount: %d files and %d MiB cut off in its upload replayed in %.2fs", srv.Kind, n, bigUploadSize>>20, took.Seconds())
+		files = append(files, big)
 		checkServerFiles(t, srv, files)
 		checkMountFiles(t, m, files, "after kill -9 and mount")
 		st = m.Status(t)
@@ -438,4 +462,52 @@ func writeRandom(name string, size int64, seed byte) (string, error) {
 		err = cerr
 	}
 	return hex.EncodeToString(h.Sum(nil)), err
+}
+
+// TestFsync checks what fsync waits for. With the default (--fsync local)
+// it returns once the file is durable in the journal, long before its
+// upload (here a 10-minute write-back delay): the server has nothing, and
+// after a kill -9 the next mount uploads it. With --fsync server it returns
+// once the server has the file, bytes and all.
+func TestFsync(t *testing.T) {
+	eachServer(t, func(t *testing.T, srv *Server) {
+		write := func(m *Mount, rel string, data []byte) time.Duration {
+			t.Helper()
+			f, err := os.Create(m.Path(rel))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.Write(data); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			if err := f.Sync(); err != nil {
+				t.Fatalf("fsync %s: %v", rel, err)
+			}
+			return time.Since(start)
+		}
+		local := randomBytes(300<<10, 5)
+		m := mountServer(t, srv, MountOptions{Args: []string{"--writeback-delay=10m"}})
+		took := write(m, "fsync-local.bin", local)
+		t.Logf("FIGURE: %s: fsync of 300 KiB with --fsync local: %v", srv.Kind, took.Round(time.Microsecond))
+		if n := srv.Count(t, "PUT", "fsync-local.bin"); n != 0 {
+			t.Errorf("--fsync local: fsync uploaded the file (%d PUT)", n)
+		}
+		m.Kill9(t)
+		m = m.MountAgain(t)
+		m.Sync(t)
+		if got, err := os.ReadFile(srv.Path("fsync-local.bin")); err != nil || !bytes.Equal(got, local) {
+			t.Errorf("fsynced file after kill -9, a new mount and sync: %d bytes on the server (%v), want %d", len(got), err, len(local))
+		}
+		m.Unmount(t, "cloudmount")
+
+		remote := randomBytes(2<<20, 6)
+		m = mountServer(t, srv, MountOptions{Args: []string{"--writeback-delay=10m", "--fsync=server"}})
+		took = write(m, "fsync-server.bin", remote)
+		t.Logf("FIGURE: %s: fsync of 2 MiB with --fsync server: %v", srv.Kind, took.Round(time.Millisecond))
+		if got, err := os.ReadFile(srv.Path("fsync-server.bin")); err != nil || !bytes.Equal(got, remote) {
+			t.Errorf("--fsync server: when fsync returned the server had %d bytes (%v), want %d", len(got), err, len(remote))
+		}
+	})
 }
