@@ -497,3 +497,21 @@ func TestRegularFileReplacesSymlink(t *testing.T) {
 		t.Fatalf("on the server: %+v %v; want a regular file of 5 bytes", e, err)
 	}
 }
+
+// fsync of a directory (editors and databases after a rename) succeeds.
+func TestFsyncDirectory(t *testing.T) {
+	mnt := mountMem(t, memory.New(), Options{})
+	os.Mkdir(filepath.Join(mnt, "d"), 0o755)
+	os.WriteFile(filepath.Join(mnt, "d", ".f.tmp"), []byte("x"), 0o644)
+	os.Rename(filepath.Join(mnt, "d", ".f.tmp"), filepath.Join(mnt, "d", "f"))
+	for _, dir := range []string{mnt, filepath.Join(mnt, "d")} {
+		d, err := os.Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Sync(); err != nil {
+			t.Errorf("fsync of directory %s: %v", dir, err)
+		}
+		d.Close()
+	}
+}

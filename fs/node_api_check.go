@@ -6,6 +6,7 @@ import fusefs "github.com/hanwen/go-fuse/v2/fs"
 var (
 	_ fusefs.NodeGetattrer     = (*Node)(nil)
 	_ fusefs.NodeSetattrer     = (*Node)(nil)
+	_ fusefs.NodeFsyncer       = (*Node)(nil)
 	_ fusefs.NodeLookuper      = (*Node)(nil)
 	_ fusefs.NodeReaddirer     = (*Node)(nil)
 	_ fusefs.NodeCreater       = (*Node)(nil)

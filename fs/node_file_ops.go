@@ -570,3 +570,18 @@ func (n *Node) Allocate(ctx context.Context, f fusefs.FileHandle, off uint64, si
 	}
 	return 0
 }
+
+// Fsync implements fusefs.NodeFsyncer for directories (fsync of a
+// directory's descriptor, as editors and databases do after a rename): it
+// returns once the journal, renames and removals included, is durable on
+// local disk.
+func (n *Node) Fsync(ctx context.Context, f fusefs.FileHandle, flags uint32) syscall.Errno {
+	if h, ok := f.(*handle); ok {
+		return h.Fsync(ctx, flags)
+	}
+	if err := n.fs.q.Flush(); err != nil {
+		n.fs.log.Error("fsync: the journal could not be made durable", "path", n.path(), "err", err)
+		return toErrno(err)
+	}
+	return 0
+}
