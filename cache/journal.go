@@ -221,31 +221,11 @@ func (j *Journal) Load() (LoadResult, error) {
 			j.next = r.Seq + 1
 		}
 	}
-	// Two records of one path: a crash before the older one's removal.
-	byPath := map[string]Record{}
-	for seq, r := range j.live {
-		if old, ok := byPath[r.Path]; ok {
-			if old.Seq > seq {
-				j.forgetLocked(seq)
-				continue
-			}
-			j.forgetLocked(old.Seq)
-		}
-		byPath[r.Path] = r
-	}
-	// Two records of one staging file: the file was committed again (and
-	// perhaps renamed) and the older record's end did not survive a crash.
-	byData := map[string]Record{}
-	for seq, r := range j.live {
-		if old, ok := byData[r.Data]; ok {
-			if old.Seq > seq {
-				j.forgetLocked(seq)
-				continue
-			}
-			j.forgetLocked(old.Seq)
-		}
-		byData[r.Data] = r
-	}
+	// Two records of one path (a crash before the older one's removal), or
+	// of one staging file (committed again, perhaps renamed, and the older
+	// record's end did not survive a crash): the newer wins.
+	j.keepNewest(func(r Record) string { return r.Path })
+	j.keepNewest(func(r Record) string { return r.Data })
 	// Each record's data must be there and be what was committed.
 	for seq, r := range j.live {
 		if clean {
@@ -308,6 +288,22 @@ func (j *Journal) Load() (LoadResult, error) {
 		j.fs.SyncDir(j.dir)
 	}
 	return res, nil
+}
+
+// keepNewest drops every live record but the newest of those that share
+// a key. j.mu is held.
+func (j *Journal) keepNewest(key func(Record) string) {
+	newest := map[string]Record{}
+	for seq, r := range j.live {
+		if old, ok := newest[key(r)]; ok {
+			if old.Seq > seq {
+				j.forgetLocked(seq)
+				continue
+			}
+			j.forgetLocked(old.Seq)
+		}
+		newest[key(r)] = r
+	}
 }
 
 // apply changes the live records by one journal entry. j.mu is held.
