@@ -109,19 +109,12 @@ func (s *Store) Close() error {
 	return err
 }
 
-// DefaultDir is the cache directory of a mount of source as user:
-// $XDG_CACHE_HOME/cloudmount/<mount id>, where the id is derived from the
-// source URL (without secrets) and the user name.
-func DefaultDir(source, user string) (string, error) {
-	base := os.Getenv("XDG_CACHE_HOME")
-	if base == "" {
-		home, err := os.UserHomeDir()
-		if err != nil || home == "" {
-			return "", errors.New("no cache directory: neither $XDG_CACHE_HOME nor $HOME is set; pass --cache-dir")
-		}
-		base = filepath.Join(home, ".cache")
-	}
-	return filepath.Join(base, "cloudmount", MountID(source, user)), nil
+// DefaultDir is the cache directory of a mount of source as user below
+// base (the user's cache home, ~/.cache): base/cloudmount/<mount id>, where
+// the id is derived from the source URL (without secrets) and the user
+// name.
+func DefaultDir(base, source, user string) string {
+	return filepath.Join(base, "cloudmount", MountID(source, user))
 }
 
 // MountID names a mount of source as user in a way that is readable and

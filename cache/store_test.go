@@ -89,9 +89,8 @@ func TestIndexRenameAndRemoveTrees(t *testing.T) {
 }
 
 func TestDefaultDir(t *testing.T) {
-	t.Setenv("XDG_CACHE_HOME", "/x")
-	a, _ := DefaultDir("https://h/dav/", "alice")
-	b, _ := DefaultDir("https://h/dav/", "bob")
+	a := DefaultDir("/x", "https://h/dav/", "alice")
+	b := DefaultDir("/x", "https://h/dav/", "bob")
 	if !strings.HasPrefix(a, "/x/cloudmount/h_dav-") || a == b {
 		t.Fatalf("DefaultDir = %q, %q", a, b)
 	}

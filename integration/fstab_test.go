@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,68 +16,63 @@ import (
 // entries: mount.fuse3 runs it with a fixed PATH.
 const fstabBinary = "/usr/local/bin/cloudmount"
 
-// TestFstabUserMount is the user story of an fstab entry with `user`: an
-// ordinary user (nobody) runs `mount MOUNTPOINT` and `umount MOUNTPOINT`,
-// with the password in the user's own 0600 secrets file.
+// TestFstabUserMount is the user story of an fstab entry with `user` and
+// default paths only: an ordinary user with a home directory puts the
+// password in ~/.config/cloudmount/secrets (0600), runs `mount ~/cloud`
+// and `umount ~/cloud` from a shell. mount(8) may hand the helper
+// HOME=/root; the cache directory, log and secrets file must still be the
+// user's own.
 func TestFstabUserMount(t *testing.T) {
 	needRoot(t)
 	needMountable(t)
 	needTool(t, "mount.fuse3")
 	needTool(t, "fusermount3")
-	u, err := user.Lookup("nobody")
-	if err != nil {
-		need(t, "user nobody: %v", err)
-	}
 	if fi, err := os.Stat("/dev/fuse"); err != nil || fi.Mode().Perm()&0o006 != 0o006 {
 		need(t, "/dev/fuse is not usable by ordinary users (%v); Debian's udev rule makes it 0666, and make test does so in CI", err)
 	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	cred := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	installForFstab(t)
 
 	eachServer(t, func(t *testing.T, srv *Server) {
-		base, err := os.MkdirTemp("", "cloudmount-fstab-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(base) })
-		os.Chmod(base, 0o755)
-		mnt, cacheDir, secrets := filepath.Join(base, "cloud"), filepath.Join(base, "cache"), filepath.Join(base, "secrets")
+		u := addLocalUser(t, true)
+		cred := u.Cred()
+		mnt := filepath.Join(u.Home, "cloud")
 		mkdirOwned(t, mnt, 0o755, cred)
-		mkdirOwned(t, cacheDir, 0o700, cred)
+		confDir := filepath.Join(u.Home, ".config", "cloudmount")
+		mkdirOwned(t, filepath.Join(u.Home, ".config"), 0o755, cred)
+		mkdirOwned(t, confDir, 0o700, cred)
+		secrets := filepath.Join(confDir, "secrets")
 		writeSecrets(t, secrets, 0o600, srv.URL, srv.User, srv.Password)
 		chownTo(t, secrets, cred)
-		addFstabLine(t, fmt.Sprintf("%s %s fuse.cloudmount user,noauto,_netdev,secrets_file=%s,cache_dir=%s 0 0",
-			srv.URL, mnt, secrets, cacheDir))
+		addFstabLine(t, fmt.Sprintf("%s %s fuse.cloudmount user,noauto,_netdev 0 0", srv.URL, mnt))
 
-		as := func(args ...string) (string, error) {
-			cmd := exec.Command(args[0], args[1:]...)
-			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-			cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/nonexistent"}
-			var out bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			err := cmd.Run()
-			return out.String(), err
-		}
+		cacheRoot := filepath.Join(u.Home, ".cache", "cloudmount")
 		t.Cleanup(func() {
 			if _, ok := mountedAt(mnt); ok {
 				exec.Command("fusermount3", "-uz", mnt).Run()
 			}
+			waitDaemonsGone(t, cacheRoot)
 		})
-		if out, err := as("mount", mnt); err != nil {
-			t.Fatalf("mount %s as %s: %v\n%s", mnt, u.Username, err, out)
+		if out, err := asUser(u, u.Home, "mount", mnt); err != nil {
+			t.Fatalf("mount %s as %s: %v\n%s", mnt, u.Name, err, out)
 		}
 		e, ok := mountedAt(mnt)
 		if !ok || e.FSType != "fuse.cloudmount" {
 			t.Fatalf("after mount: %+v mounted=%v, want type fuse.cloudmount", e, ok)
 		}
-		if out, err := as("sh", "-c", "echo from fstab > "+mnt+"/fstab.txt && stat -c %U "+mnt+"/fstab.txt"); err != nil || strings.TrimSpace(out) != u.Username {
-			t.Errorf("write as %s: %v %q", u.Username, err, out)
+		if out, err := asUser(u, u.Home, "sh", "-c", "echo from fstab > "+mnt+"/fstab.txt && stat -c %U "+mnt+"/fstab.txt"); err != nil || strings.TrimSpace(out) != u.Name {
+			t.Errorf("write as %s: %v %q", u.Name, err, out)
 		}
 		wantServerFile(t, srv, "fstab.txt", []byte("from fstab\n"))
-		if out, err := as("umount", mnt); err != nil {
-			t.Errorf("umount %s as %s: %v\n%s", mnt, u.Username, err, out)
+		// The default cache directory, with its log, is in the user's home
+		// and belongs to the user.
+		logs, _ := filepath.Glob(filepath.Join(cacheRoot, "*", "daemon.log"))
+		if len(logs) != 1 {
+			t.Errorf("daemon logs under %s: %v, want one (the default cache directory in the user's home)", cacheRoot, logs)
+		} else if fi, err := os.Stat(filepath.Dir(logs[0])); err != nil || fi.Sys().(*syscall.Stat_t).Uid != uint32(u.UID) {
+			t.Errorf("cache directory %s: %v, want owned by %s", filepath.Dir(logs[0]), err, u.Name)
+		}
+		if out, err := asUser(u, u.Home, "umount", mnt); err != nil {
+			t.Errorf("umount %s as %s: %v\n%s", mnt, u.Name, err, out)
 		}
 		deadline := time.Now().Add(30 * time.Second)
 		for {
@@ -92,6 +85,33 @@ func TestFstabUserMount(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	})
+}
+
+// waitDaemonsGone waits until no daemon holds a cache directory below root
+// (they drain their queue after the unmount), so that the user they run as
+// can be removed.
+func waitDaemonsGone(t *testing.T, root string) {
+	t.Helper()
+	locks, _ := filepath.Glob(filepath.Join(root, "*", "lock"))
+	deadline := time.Now().Add(time.Minute)
+	for _, l := range locks {
+		for {
+			f, err := os.Open(l)
+			if err != nil {
+				break
+			}
+			err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+			f.Close()
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("a cloudmount daemon still holds %s a minute after the unmount", l)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 }
 
 // installForFstab puts the built binary where mount(8) finds it, and puts

@@ -155,7 +155,7 @@ func DefaultNetrcFile() string {
 	if p := os.Getenv("NETRC"); p != "" {
 		return p
 	}
-	home, err := os.UserHomeDir()
+	home, err := Home()
 	if err != nil {
 		return ""
 	}

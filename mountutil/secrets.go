@@ -124,9 +124,9 @@ func OpenPrivate(path string) (*os.File, error) {
 }
 
 // DefaultSecretsFile is ~/.config/cloudmount/secrets (following
-// $XDG_CONFIG_HOME).
+// $XDG_CONFIG_HOME; see ConfigHome).
 func DefaultSecretsFile() string {
-	dir, err := os.UserConfigDir()
+	dir, err := ConfigHome()
 	if err != nil {
 		return ""
 	}
@@ -135,7 +135,7 @@ func DefaultSecretsFile() string {
 
 // Tildify writes path with the home directory as "~", for messages.
 func Tildify(path string) string {
-	home, err := os.UserHomeDir()
+	home, err := Home()
 	if err != nil || home == "" || home == "/" {
 		return path
 	}

@@ -149,9 +149,11 @@ func resolveMount(f *mountFlags) (*mountConfig, error) {
 	cfg.User, cfg.Password, cfg.PasswordFrom = creds.User, creds.Password, creds.From
 	cfg.FSName = fsName(src.URL, cfg.User)
 	if cfg.CacheDir == "" {
-		if cfg.CacheDir, err = cache.DefaultDir(cfg.Source, cfg.User); err != nil {
+		base, err := mountutil.CacheHome()
+		if err != nil {
 			return nil, fmt.Errorf("cache directory: %w", err)
 		}
+		cfg.CacheDir = cache.DefaultDir(base, cfg.Source, cfg.User)
 	}
 	if cfg.LogFile == "" && !cfg.Foreground {
 		cfg.LogFile = filepath.Join(cfg.CacheDir, "daemon.log")
