@@ -418,7 +418,13 @@ func (q *Queue) Sync(ctx context.Context, progress func(Status)) error {
 // (0: not at all) for the queue to empty, logging progress. It reports how
 // many files are left in the journal for the next mount.
 func (q *Queue) Drain(timeout time.Duration) int {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	return q.DrainContext(context.Background(), timeout)
+}
+
+// DrainContext is Drain that also ends when ctx does (a new mount of the
+// same cache directory takes the queue over).
+func (q *Queue) DrainContext(ctx context.Context, timeout time.Duration) int {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	files, bytes := q.counts()
 	if files == 0 {

@@ -37,6 +37,21 @@ type Store struct {
 type Options struct {
 	// CacheSize limits the block cache in bytes; 0 picks the default.
 	CacheSize int64
+	// Mountpoint is recorded in the lock file, so that a later mount can
+	// tell a daemon that still serves it from one that drains its queue.
+	Mountpoint string
+}
+
+// BusyError: another cloudmount holds the cache directory.
+type BusyError struct {
+	Dir string
+	// PID and Mountpoint are the holder's, as its lock file says.
+	PID        int
+	Mountpoint string
+}
+
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("cache directory %s is in use by another cloudmount (pid %d); unmount it first or pass --cache-dir", e.Dir, e.PID)
 }
 
 // Open creates (0700) and locks the cache directory dir. It fails if another
@@ -60,12 +75,15 @@ func Open(dir string, o Options) (*Store, error) {
 		owner, _ := os.ReadFile(lock.Name())
 		lock.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("cache directory %s is in use by another cloudmount (pid %s); unmount it first or pass --cache-dir", dir, strings.TrimSpace(string(owner)))
+			pid, mnt, _ := strings.Cut(strings.TrimSpace(string(owner)), "\n")
+			be := &BusyError{Dir: dir, Mountpoint: mnt}
+			be.PID, _ = strconv.Atoi(pid)
+			return nil, be
 		}
 		return nil, fmt.Errorf("lock cache directory %s: %w", dir, err)
 	}
 	if err := lock.Truncate(0); err == nil {
-		lock.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+		lock.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"+o.Mountpoint+"\n"), 0)
 	}
 	s := &Store{Dir: dir, lock: lock}
 	if err := os.MkdirAll(s.StagingDir(), 0o700); err != nil {

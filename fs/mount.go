@@ -35,7 +35,13 @@ func (m *Mounted) Sync(ctx context.Context, progress func(cache.Status)) error {
 // Drain uploads what is queued, waiting up to timeout after the unmount,
 // and stops the queue. It returns the number of files left in the journal.
 func (m *Mounted) Drain(timeout time.Duration) int {
-	left := m.f.q.Drain(timeout)
+	return m.DrainContext(context.Background(), timeout)
+}
+
+// DrainContext is Drain that stops early when ctx ends; what is left stays
+// in the journal for the next mount.
+func (m *Mounted) DrainContext(ctx context.Context, timeout time.Duration) int {
+	left := m.f.q.DrainContext(ctx, timeout)
 	m.f.q.Close()
 	return left
 }

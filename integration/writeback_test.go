@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"slices"
@@ -509,5 +510,35 @@ func TestFsync(t *testing.T) {
 		if got, err := os.ReadFile(srv.Path("fsync-server.bin")); err != nil || !bytes.Equal(got, remote) {
 			t.Errorf("--fsync server: when fsync returned the server had %d bytes (%v), want %d", len(got), err, len(remote))
 		}
+	})
+}
+
+// TestRemountTakesOverTheQueue is `umount ~/cloud && mount ~/cloud` while
+// the daemon still uploads its queue after the unmount: the new mount must
+// work at once, taking the queue over (the old daemon stops its drain and
+// ends), and every file must reach the server.
+func TestRemountTakesOverTheQueue(t *testing.T) {
+	eachServer(t, func(t *testing.T, srv *Server) {
+		m := mountServer(t, srv, MountOptions{Args: []string{"--writeback-delay=10m", "--transfers=1"}})
+		files := makeQueuedFiles("handover", 800, 3)
+		writeQueuedFiles(t, m, files)
+		if out, err := exec.Command("fusermount3", "-u", m.Dir).CombinedOutput(); err != nil {
+			t.Fatalf("fusermount3 -u: %v\n%s", err, out)
+		}
+		m.done = true
+		if !m.daemonAlive() {
+			t.Skipf("%s: the daemon uploaded all %d files before the new mount started", srv.Kind, len(files))
+		}
+		start := time.Now()
+		m2 := m.MountAgain(t)
+		t.Logf("FIGURE: %s: mount while the earlier daemon drained its queue: ready in %.2fs", srv.Kind, time.Since(start).Seconds())
+		if !m.waitDaemonExit(30 * time.Second) {
+			t.Errorf("the earlier daemon %d still runs after the new mount took its queue over", m.pid)
+		}
+		if !strings.Contains(tailFile(m2.LogFile, 200), "taking over the upload queue") {
+			t.Errorf("the new mount's log does not say that it took the queue over:\n%s", tailFile(m2.LogFile, 20))
+		}
+		m2.Sync(t)
+		checkServerFiles(t, srv, files)
 	})
 }

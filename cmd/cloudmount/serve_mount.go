@@ -88,7 +88,19 @@ func serveMount(cfg *mountConfig, log *slog.Logger, ready func()) error {
 	}
 	waitUnmount(m.Server, sigs, log)
 	log.Info("unmounted", "mountpoint", cfg.Mountpoint)
-	m.Drain(cfg.DrainTimeout)
+	// A signal ends the drain: a new mount of the same cache directory
+	// takes the queue over, or the user wants the daemon gone.
+	dctx, stopDrain := context.WithCancel(context.Background())
+	defer stopDrain()
+	go func() {
+		select {
+		case s := <-sigs:
+			log.Info("upload queue handed over: what is left stays in the journal for the next mount", "signal", s.String())
+			stopDrain()
+		case <-dctx.Done():
+		}
+	}()
+	m.DrainContext(dctx, cfg.DrainTimeout)
 	return nil
 }
 
@@ -129,7 +141,7 @@ func setUp(ctx context.Context, cfg *mountConfig, log *slog.Logger) (m *fs.Mount
 		return nil, nil, err
 	}
 	log.Info("connected", "backend", kind.name, "remote", b.String())
-	store, err := cache.Open(cfg.CacheDir, cache.Options{CacheSize: cfg.CacheSize})
+	store, err := openStore(cfg, log)
 	if err != nil {
 		closeBackend(b, log)
 		return nil, nil, err
