@@ -27,7 +27,7 @@ TEST_LOG := bin/integration-test.log
 DEMO_DIR := .demo
 DEMO_MNT := demo-mount
 
-.PHONY: all build install deps vet unit fuzz integration test demo demo-stop clean
+.PHONY: all build install deps vet unit fuzz integration test demo demo-deps demo-stop clean
 
 all: build
 
@@ -108,7 +108,13 @@ soak: deps build
 
 # make demo: serve a temporary folder with the embedded WebDAV server and
 # mount it on ./demo-mount. make demo-stop ends both.
-demo: build
+# What the demo needs of the system: fuse3 (fusermount3, /dev/fuse for users).
+DEMO_APT_PACKAGES := fuse3
+
+demo-deps:
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(DEMO_APT_PACKAGES)"
+
+demo: demo-deps build
 	@mkdir -p $(DEMO_DIR)/data $(DEMO_MNT)
 	@if [ -f $(DEMO_DIR)/serve.pid ] && kill -0 "$$(cat $(DEMO_DIR)/serve.pid)" 2>/dev/null; then \
 	  echo "demo: already running (make demo-stop first)"; exit 1; fi

@@ -128,6 +128,9 @@ func setUp(ctx context.Context, cfg *mountConfig, log *slog.Logger) (m *fs.Mount
 	if _, err := mountutil.CheckMountpoint(cfg.Mountpoint, cfg.NonEmpty); err != nil {
 		return nil, nil, err
 	}
+	if err := mountutil.CheckFUSE(); err != nil {
+		return nil, nil, err
+	}
 	u, err := url.Parse(cfg.Source)
 	if err != nil {
 		return nil, nil, fmt.Errorf("source: %w", err)
