@@ -223,7 +223,7 @@ func TestStatusHuman(t *testing.T) {
 		"failed permanently: locked.txt: 403 Forbidden (3 attempts",
 		"failed: later.txt: 503 (1 attempt, next try in 59m",
 		"conflict: doc.txt changed on the server; the local version is in doc (conflicted copy",
-		"quarantined journal record: rec-000012",
+		"quarantined, not uploaded: rec-000012",
 		"uploaded since the mount: 7 files, 12.1 KiB",
 		"block cache: 3.0 MiB of 1.0 GiB, 75% of reads from disk",
 	} {

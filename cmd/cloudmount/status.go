@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/cloudmount/cloudmount/cache"
@@ -175,7 +177,13 @@ func writeStatus(w io.Writer, o statusOutput, now time.Time) {
 			c.Path, c.Copy, c.Time.Local().Format("2006-01-02 15:04:05"))
 	}
 	for _, q := range s.Quarantined {
-		fmt.Fprintf(w, "  quarantined journal record: %s\n", q)
+		fmt.Fprintf(w, "  quarantined, not uploaded: %s\n", q)
+		if why, err := os.ReadFile(q + ".why"); err == nil {
+			fmt.Fprintf(w, "    %s\n", strings.TrimSpace(string(why)))
+		}
+	}
+	if len(s.Quarantined) > 0 {
+		fmt.Fprintf(w, "  (look at what is quarantined, copy what you want into the mount, then delete it)\n")
 	}
 	fmt.Fprintf(w, "  uploaded since the mount: %s, %s\n", plural(s.UploadedFiles, "file"), formatSize(s.UploadedBytes))
 	if c := s.Cache; c.Limit > 0 || c.Used > 0 {

@@ -82,7 +82,7 @@ Flags:
 Shows what the daemon of a mount is doing: online or offline (since when,
 and why), the files and bytes queued for upload, the uploads in progress
 with their rates, failed uploads with their last error, conflict copies and
-quarantined journal records. MOUNTPOINT (or any path in the mount) defaults
+what a crash left that could not be uploaded (quarantined, with why). MOUNTPOINT (or any path in the mount) defaults
 to the mount that holds the current directory; outside any mount, every
 cloudmount mount of the user is shown (--json then prints an array).
 The daemon answers on a unix socket only its user can open.
