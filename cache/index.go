@@ -108,6 +108,11 @@ func (ix *Index) Set(path string, e backends.Entry, m backends.Meta) error {
 
 // Rename moves the records of from and everything below it to to.
 func (ix *Index) Rename(from, to string) error {
+	// Most renames (rsync's temporary file to its final name) concern
+	// paths the index does not know: a read, no write and no sync.
+	if !ix.hasTree(from) && !ix.hasTree(to) {
+		return nil
+	}
 	return ix.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(metaBucket)
 		deleteTree(b, to)
@@ -129,10 +134,23 @@ func (ix *Index) Rename(from, to string) error {
 
 // Remove forgets path and everything below it.
 func (ix *Index) Remove(path string) error {
+	if !ix.hasTree(path) {
+		return nil
+	}
 	return ix.db.Update(func(tx *bolt.Tx) error {
 		deleteTree(tx.Bucket(metaBucket), path)
 		return nil
 	})
+}
+
+// hasTree reports whether the index has a record at or below path.
+func (ix *Index) hasTree(path string) bool {
+	found := false
+	ix.db.View(func(tx *bolt.Tx) error {
+		eachInTree(tx.Bucket(metaBucket), path, func(k, v []byte) { found = true })
+		return nil
+	})
+	return found
 }
 
 // eachInTree calls fn for the record of path and of every path below it.
