@@ -10,6 +10,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"strconv"
 	"time"
 )
 
@@ -27,7 +28,11 @@ type Backend interface {
 	// reads to the end. The caller closes the reader; closing it early is fine.
 	Read(ctx context.Context, path string, off, length int64) (io.ReadCloser, error)
 	// Put stores the whole content of the file at path from r (size bytes, or
-	// -1 if unknown) and returns the entry as the server now has it.
+	// -1 if unknown) and returns the entry as the server now has it. It
+	// stores the fields of opts.Meta that the server keeps (Capabilities)
+	// and ignores the others. If the content is stored but that metadata is
+	// not (a second request failed), it returns the new entry and an error
+	// matching ErrMetaNotStored.
 	Put(ctx context.Context, path string, r io.Reader, size int64, opts PutOptions) (Entry, error)
 	// Mkdir creates one directory; ErrExist if something is there already.
 	Mkdir(ctx context.Context, path string) error
@@ -48,8 +53,8 @@ type Backend interface {
 // MetaSetter is implemented by backends that can store metadata (mtime, mode,
 // owner, hash) with a file or directory after it was written.
 type MetaSetter interface {
-	// SetMeta stores the fields of m that are set, leaving the others alone,
-	// and returns the entry as the server now has it. If ifVersion is not
+	// SetMeta stores the fields of m that are set and that the server keeps
+	// (Capabilities), leaving the others alone, and returns the entry as the server now has it. If ifVersion is not
 	// empty, it fails with ErrPrecondition unless the server's version is
 	// ifVersion: metadata that describes a content (its hash) must not be
 	// stored on another.
@@ -73,21 +78,102 @@ type QuotaReader interface {
 }
 
 // Capabilities is what a backend can do, worked out once when the mount starts
-// and logged. Fields are false where unknown.
+// and logged. The fs and the upload queue decide from these fields only, never
+// from the kind of backend. A field is false (zero) where unknown.
 type Capabilities struct {
-	// MetaStore: mtime, mode, owner and hash survive with the file on the
-	// server (WebDAV dead properties, Tahoe metadata).
-	MetaStore bool
-	// MTimeOnPut: the server keeps an mtime sent with the upload, with
-	// MTimePrecision (e.g. X-OC-Mtime, one second).
-	MTimeOnPut     bool
-	MTimePrecision time.Duration
-	// ConditionalPut: If-Match / If-None-Match are honoured.
+	// Metadata, one field each: whether the server keeps it with the file.
+	// What the server does not keep, the mount keeps in its local index,
+	// tied to the file's Version.
+	MTime MetaField
+	Mode  MetaField
+	Owner MetaField // uid and gid
+	Hash  MetaField // the SHA-256 of the content
+	// Type: the file type of special files (Meta.Type) is stored with the
+	// small regular file that stands for them.
+	Type MetaField
+
+	// Symlinks: native symbolic links; the backend implements Symlinker, and
+	// its entries of links carry Meta.Type "symlink" and LinkTarget.
+	Symlinks bool
+	// HardLinks: the backend implements Linker.
+	HardLinks bool
+	// ConditionalPut: the server itself honours PutOptions.IfMatch and
+	// IfNoneMatch, atomically. Without it the backend checks the version
+	// just before the upload replaces the file, and a change made by another
+	// client in that window is not seen (Put still honours the options as
+	// well as it can).
 	ConditionalPut bool
-	// Quota: Quota returns real figures.
+	// AtomicPut: readers of the server never see a partly uploaded file.
+	AtomicPut bool
+	// AtomicRename: Rename is one step on the server (no copy and delete).
+	AtomicRename bool
+	// ReadOnly: the server refuses every change; the mount is read-only.
+	ReadOnly bool
+	// Quota: the backend implements QuotaReader and it returns real figures.
 	Quota bool
 	// Notes are human-readable findings of the probe, for the start-up log.
 	Notes []string
+}
+
+// MetaField says how a server keeps one kind of metadata.
+type MetaField struct {
+	// Stored: the value survives with the file on the server (a dead
+	// property, an attribute of the file system, Tahoe metadata).
+	Stored bool
+	// OnPut: Put stores it with the content, not in a second request.
+	OnPut bool
+	// Precision is the granularity of a stored time (a second, 2 s, …); zero
+	// is a nanosecond.
+	Precision time.Duration
+}
+
+// Split divides m into the fields the server keeps (onServer) and the fields
+// it does not (local, for the local index).
+func (c Capabilities) Split(m Meta) (onServer, local Meta) {
+	put := func(f MetaField, set func(*Meta)) {
+		if f.Stored {
+			set(&onServer)
+		} else {
+			set(&local)
+		}
+	}
+	if m.MTime != nil {
+		put(c.MTime, func(x *Meta) { x.MTime = m.MTime })
+	}
+	if m.Mode != nil {
+		put(c.Mode, func(x *Meta) { x.Mode = m.Mode })
+	}
+	if m.UID != nil || m.GID != nil {
+		put(c.Owner, func(x *Meta) { x.UID, x.GID = m.UID, m.GID })
+	}
+	if m.SHA256 != "" {
+		put(c.Hash, func(x *Meta) { x.SHA256 = m.SHA256 })
+	}
+	if m.Type != "" && !(m.Type == "symlink" && c.Symlinks) {
+		put(c.Type, func(x *Meta) { x.Type = m.Type })
+	}
+	return onServer, local
+}
+
+// StoresAll reports whether the server keeps every kind of metadata, so that
+// the local index is never needed.
+func (c Capabilities) StoresAll() bool {
+	return c.MTime.Stored && c.Mode.Stored && c.Owner.Stored && c.Hash.Stored && c.Type.Stored
+}
+
+// Symlinker is implemented by backends with native symbolic links.
+type Symlinker interface {
+	// Symlink creates a symbolic link at path pointing to target (stored as
+	// it is, never followed) and returns its entry. ErrExist if something is
+	// there already.
+	Symlink(ctx context.Context, target, path string) (Entry, error)
+}
+
+// Linker is implemented by backends with hard links.
+type Linker interface {
+	// Link makes newPath another name of the file at oldPath and returns
+	// the entry of newPath. ErrExist if something is there already.
+	Link(ctx context.Context, oldPath, newPath string) (Entry, error)
 }
 
 // Entry is one file or directory as the server describes it.
@@ -99,9 +185,16 @@ type Entry struct {
 	// ModTime is the file's mtime: the one cloudmount stored (dead property,
 	// X-OC-Mtime) when there is one, else the server's last-modified time.
 	ModTime time.Time
-	// Version changes whenever the content changes (an ETag). Empty if the
-	// server has none.
+	// Version names the content: two entries of a path with the same
+	// Version hold the same bytes, and it changes whenever the content
+	// does. The backend makes it from what its server has (an ETag; size,
+	// mtime and inode; a capability's hash) and never leaves it empty for a
+	// file; StatVersion is the fallback from size and mtime. Directories may
+	// have none.
 	Version string
+	// LinkTarget is the target of a native symbolic link (Meta.Type
+	// "symlink" on a backend with Capabilities.Symlinks).
+	LinkTarget string
 	// Meta holds what cloudmount stored with the file; unset fields are
 	// unknown.
 	Meta Meta
@@ -165,4 +258,24 @@ type PutOptions struct {
 type Quota struct {
 	Used      int64
 	Available int64
+}
+
+// StatVersion is the Version of a file whose server has no better name for
+// its content than its size and mtime (and, where known, more: an inode
+// number, a change time). A rewrite within the mtime's precision that keeps
+// the size is not seen.
+func StatVersion(size int64, mtime time.Time, more ...string) string {
+	v := "~" + strconv.FormatInt(size, 10) + "/" + strconv.FormatInt(mtime.UnixNano(), 10)
+	for _, m := range more {
+		v += "/" + m
+	}
+	return v
+}
+
+// Hasher is implemented by backends whose server can compute the SHA-256 of
+// a file it holds (sha256sum over SSH), so that the content need not be read
+// to know it.
+type Hasher interface {
+	// SHA256 returns the lower-case hex SHA-256 of the file at path.
+	SHA256(ctx context.Context, path string) (string, error)
 }

@@ -23,6 +23,9 @@ var (
 	ErrUnavailable  = errors.New("server unreachable")
 	ErrProtocol     = errors.New("malformed server reply")
 	ErrTooLarge     = errors.New("file too large for the server")
+	// ErrMetaNotStored: Put stored the content but not the metadata that
+	// goes with it; the caller sends the metadata again (SetMeta).
+	ErrMetaNotStored = errors.New("the server stored the content but not its metadata")
 )
 
 // Describe returns an error whose whole text is the formatted message and

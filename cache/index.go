@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/cloudmount/cloudmount/backends"
@@ -52,18 +51,15 @@ func openIndex(path string) (*Index, error) {
 
 func (ix *Index) close() error { return ix.db.Close() }
 
-// versionKey identifies the server's version of an entry: its ETag, or size
-// and modification time where the server has no ETag. A directory's
-// metadata does not depend on its content (its server mtime changes with
-// every child added), so it has one version for as long as it exists.
+// versionKey identifies the server's version of an entry (its Version). A
+// directory's metadata does not depend on its content (its server mtime
+// changes with every child added), so it has one version for as long as it
+// exists.
 func versionKey(e backends.Entry) string {
 	if e.IsDir {
 		return "dir"
 	}
-	if e.Version != "" {
-		return e.Version
-	}
-	return strconv.FormatInt(e.Size, 10) + "/" + strconv.FormatInt(e.ModTime.Unix(), 10)
+	return e.Version
 }
 
 // Get returns the metadata remembered for path, if it belongs to the server's
@@ -71,6 +67,9 @@ func versionKey(e backends.Entry) string {
 func (ix *Index) Get(path string, e backends.Entry) (backends.Meta, bool) {
 	var rec record
 	found := false
+	if versionKey(e) == "" {
+		return backends.Meta{}, false
+	}
 	ix.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(metaBucket).Get([]byte(path))
 		if v != nil && json.Unmarshal(v, &rec) == nil && rec.Version == versionKey(e) {
@@ -88,6 +87,9 @@ func (ix *Index) Get(path string, e backends.Entry) (backends.Meta, bool) {
 // version e; a record of another version is replaced. The write is durable
 // when Set returns.
 func (ix *Index) Set(path string, e backends.Entry, m backends.Meta) error {
+	if versionKey(e) == "" {
+		return nil
+	}
 	return ix.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(metaBucket)
 		var rec record

@@ -53,10 +53,18 @@ func TestIndexFollowsServerVersion(t *testing.T) {
 	if _, ok := ix.Get("a/b", backends.Entry{Version: `"v2"`, Size: 3}); ok {
 		t.Fatal("record served for a changed server version")
 	}
-	noETag := backends.Entry{Size: 5, ModTime: time.Unix(2000, 0)}
+	noETag := backends.Entry{Size: 5, ModTime: time.Unix(2000, 0), Version: backends.StatVersion(5, time.Unix(2000, 0))}
 	ix.Set("c", noETag, backends.Meta{Mode: &mode})
-	if _, ok := ix.Get("c", backends.Entry{Size: 6, ModTime: time.Unix(2000, 0)}); ok {
+	if _, ok := ix.Get("c", backends.Entry{Size: 6, ModTime: time.Unix(2000, 0), Version: backends.StatVersion(6, time.Unix(2000, 0))}); ok {
 		t.Fatal("record served after the size changed on a server without ETags")
+	}
+	// A file without a version (a backend breaking its contract) has no
+	// record: it could never tell one version from the next.
+	if err := ix.Set("d", backends.Entry{Size: 1}, backends.Meta{Mode: &mode}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ix.Get("d", backends.Entry{Size: 1}); ok {
+		t.Fatal("record served for a file without a version")
 	}
 }
 

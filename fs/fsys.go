@@ -35,26 +35,35 @@ func (f *fsys) call(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), f.opts.Timeout)
 }
 
-// metaSetter returns the backend's MetaSetter if the server stores metadata.
-func (f *fsys) metaSetter() backends.MetaSetter {
-	if !f.caps.MetaStore {
-		return nil
+// split divides m into what the server keeps and what the local index
+// keeps. An mtime the server keeps more coarsely than to the nanosecond is
+// kept in both: the index has the exact one (see resolve).
+func (f *fsys) split(m backends.Meta) (onServer, local backends.Meta) {
+	onServer, local = f.caps.Split(m)
+	if onServer.MTime != nil && f.caps.MTime.Precision > 0 {
+		local.MTime = onServer.MTime
 	}
-	ms, _ := f.be.(backends.MetaSetter)
-	return ms
+	return onServer, local
 }
 
 // resolve completes an entry read from the server with what the local index
-// remembers for that version of it (servers that cannot store metadata).
+// remembers for that version of it: the fields the server does not keep,
+// and the exact mtime where the server keeps a coarser one that agrees.
 func (f *fsys) resolve(p string, e backends.Entry) backends.Entry {
-	if f.caps.MetaStore || f.store == nil {
+	if f.store == nil || (f.caps.StoresAll() && f.caps.MTime.Precision == 0) {
 		return e
 	}
 	m, ok := f.store.Index.Get(p, e)
 	if !ok {
 		return e
 	}
-	e.Meta.Merge(m)
+	onServer, local := f.caps.Split(m)
+	if mt := onServer.MTime; mt != nil && f.caps.MTime.Precision > 0 && !e.IsDir &&
+		mt.Truncate(f.caps.MTime.Precision).Equal(e.ModTime.Truncate(f.caps.MTime.Precision)) {
+		e.ModTime = *mt
+		local.MTime = mt
+	}
+	e.Meta.Merge(local)
 	return e
 }
 
@@ -67,17 +76,22 @@ func (f *fsys) storeMeta(ctx context.Context, p string, e backends.Entry, m back
 	if m.IsZero() {
 		return e, nil
 	}
-	if ms := f.metaSetter(); ms != nil {
+	onServer, local := f.split(m)
+	if ms, ok := f.be.(backends.MetaSetter); ok && !onServer.IsZero() {
 		cctx, cancel := f.call(ctx)
 		defer cancel()
-		ne, err := ms.SetMeta(cctx, p, m, ifVersion)
+		ne, err := ms.SetMeta(cctx, p, onServer, ifVersion)
 		if err != nil {
 			return e, err
 		}
-		return ne, nil
+		e = ne
+	} else if !onServer.IsZero() {
+		local.Merge(onServer)
 	}
-	if err := f.store.Index.Set(p, e, m); err != nil {
-		return e, err
+	if !local.IsZero() {
+		if err := f.store.Index.Set(p, e, local); err != nil {
+			return e, err
+		}
 	}
 	return f.resolve(p, e), nil
 }

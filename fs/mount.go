@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/cloudmount/cloudmount/backends"
@@ -116,11 +117,13 @@ func newRoot(b backends.Backend, store *cache.Store, o Options) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("probe %s: %w", b, err)
 	}
-	o.Logger.Info("server capabilities", "backend", b.String(),
-		"metadata_on_server", caps.MetaStore, "mtime_on_put", caps.MTimeOnPut,
-		"conditional_put", caps.ConditionalPut, "quota", caps.Quota, "notes", caps.Notes)
-	if !caps.MetaStore {
-		o.Logger.Info("the server cannot store mtime, mode and owner; they are kept in the local index", "cache_dir", store.Dir)
+	o.Logger.Info("server capabilities", "backend", b.String(), "capabilities", describeCaps(caps), "notes", caps.Notes)
+	if caps.ReadOnly && !o.ReadOnly {
+		o.Logger.Warn("the server refuses changes: the mount is read-only")
+		o.ReadOnly = true
+	}
+	if !caps.StoresAll() {
+		o.Logger.Info("what the server cannot store with the files is kept in the local index", "cache_dir", store.Dir)
 	}
 	e, err := b.Stat(ctx, "")
 	if err != nil {
@@ -150,4 +153,35 @@ func newRoot(b backends.Backend, store *cache.Store, o Options) (*Node, error) {
 	}
 	q.Start()
 	return root, nil
+}
+
+// describeCaps renders capabilities for the start-up log: what the server
+// keeps and can do, one word each.
+func describeCaps(c backends.Capabilities) string {
+	var words []string
+	field := func(name string, f backends.MetaField) {
+		switch {
+		case !f.Stored:
+			words = append(words, name+":local")
+		case f.Precision > 0:
+			words = append(words, name+":server/"+f.Precision.String())
+		default:
+			words = append(words, name+":server")
+		}
+	}
+	field("mtime", c.MTime)
+	field("mode", c.Mode)
+	field("owner", c.Owner)
+	field("sha256", c.Hash)
+	field("type", c.Type)
+	for _, b := range []struct {
+		name string
+		on   bool
+	}{{"symlinks", c.Symlinks}, {"hardlinks", c.HardLinks}, {"conditional_put", c.ConditionalPut},
+		{"atomic_put", c.AtomicPut}, {"atomic_rename", c.AtomicRename}, {"read_only", c.ReadOnly}, {"quota", c.Quota}} {
+		if b.on {
+			words = append(words, b.name)
+		}
+	}
+	return strings.Join(words, " ")
 }

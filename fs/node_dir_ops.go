@@ -245,6 +245,9 @@ func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	if n.fs.opts.ReadOnly {
 		return nil, syscall.EROFS
 	}
+	if n.fs.caps.Symlinks {
+		return n.nativeSymlink(ctx, target, name, out)
+	}
 	m := n.creator(ctx, 0o777)
 	m.Type = "symlink"
 	ch, errno := n.createSpecial(ctx, name, syscall.S_IFLNK, []byte(target), m, out)
@@ -255,6 +258,26 @@ func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 		cn.mu.Unlock()
 	}
 	return ch, errno
+}
+
+// nativeSymlink makes a symbolic link on a server that has them, at once.
+func (n *Node) nativeSymlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	sl, ok := n.fs.be.(backends.Symlinker)
+	if !ok {
+		return nil, syscall.ENOTSUP
+	}
+	p := n.childPath(name)
+	cctx, cancel := n.fs.call(ctx)
+	defer cancel()
+	e, err := sl.Symlink(cctx, target, p)
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	e.Name, e.Meta.Type, e.LinkTarget = name, "symlink", target
+	n.fs.inos.forget(p)
+	n.fs.dirs.update(n.path(), name, &e)
+	ch := n.newChild(ctx, name, n.fs.resolve(p, e), time.Now())
+	return ch, ch.Operations().(*Node).entryOut(out)
 }
 
 // createSpecial uploads a small file of the given type at once.
@@ -286,6 +309,15 @@ func (n *Node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	target := n.target
 	n.mu.Unlock()
 	if target != "" {
+		return []byte(target), 0
+	}
+	if n.fs.caps.Symlinks {
+		n.mu.Lock()
+		target = n.entry.LinkTarget
+		n.mu.Unlock()
+		if target == "" {
+			return nil, syscall.EIO
+		}
 		return []byte(target), 0
 	}
 	h := &handle{n: n}

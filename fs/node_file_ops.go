@@ -200,7 +200,7 @@ func (n *Node) uploadTo(ctx context.Context, p string) (string, error) {
 		cp := conflictName(p, time.Now())
 		n.fs.log.Warn("the server's copy changed while it was edited here; keeping both", "path", p, "conflict_copy", cp)
 		opts.IfMatch, opts.IfNoneMatch = "", true
-		if _, cerr := n.put(ctx, cp, st, size, opts); cerr != nil {
+		if _, cerr := n.put(ctx, cp, st, size, opts); cerr != nil && !errors.Is(cerr, backends.ErrMetaNotStored) {
 			return "", fmt.Errorf("upload conflict copy %s: %w", cp, cerr)
 		}
 		cctx, cancel := n.fs.call(ctx)
@@ -222,18 +222,18 @@ func (n *Node) uploadTo(ctx context.Context, p string) (string, error) {
 		n.mu.Unlock()
 		return cp, nil
 	}
+	if errors.Is(err, backends.ErrMetaNotStored) {
+		// The content is stored but its metadata is not (a second
+		// request failed): keep all of it pending, and fail this attempt
+		// so that the queue retries, which then sends only it.
+		n.settle(p, st, n.fs.resolve(p, e), backends.Meta{})
+		return "", fmt.Errorf("upload %s: %w; retrying", p, err)
+	}
 	if err != nil {
 		return "", err
 	}
-	if n.fs.caps.MetaStore && meta.MTime != nil && e.Meta.MTime == nil {
-		// The content is stored but its metadata is not (the PROPPATCH
-		// after the PUT failed): keep all of it pending, and fail this
-		// attempt so that the queue retries, which then sends only it.
-		n.settle(p, st, n.fs.resolve(p, e), backends.Meta{})
-		return "", fmt.Errorf("upload %s: the server stored the content but not its metadata; retrying", p)
-	}
-	if !n.fs.caps.MetaStore && !meta.IsZero() {
-		if ierr := n.fs.store.Index.Set(p, e, meta); ierr != nil {
+	if _, local := n.fs.split(meta); !local.IsZero() {
+		if ierr := n.fs.store.Index.Set(p, e, local); ierr != nil {
 			n.fs.log.Warn("metadata index write failed", "path", p, "err", ierr)
 		}
 	}

@@ -3,8 +3,6 @@ package fs
 import (
 	"context"
 	"io"
-	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/cloudmount/cloudmount/backends"
@@ -52,15 +50,7 @@ func (r *remoteReader) close() {
 // A weak ETag names the same content as the strong one with the same value:
 // Apache hands out W/"x" for a file changed within the last second and "x"
 // for the same file later.
-func contentVersion(e backends.Entry) string {
-	if e.Version != "" {
-		return strings.TrimPrefix(e.Version, "W/")
-	}
-	if e.ModTime.IsZero() {
-		return ""
-	}
-	return "~" + strconv.FormatInt(e.Size, 10) + "/" + strconv.FormatInt(e.ModTime.UnixNano(), 10)
-}
+func contentVersion(e backends.Entry) string { return e.Version }
 
 // openStream opens a ranged stream of the file at p for the block cache. The
 // stream fails when no data arrives for the mount's timeout (its deadline

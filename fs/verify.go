@@ -259,12 +259,7 @@ func (f *fsys) verifyFile(ctx context.Context, p string, e backends.Entry, rep *
 
 // sameVersion reports whether two entries of a file describe the same
 // server version of its content.
-func sameVersion(a, b backends.Entry) bool {
-	if a.Version != "" || b.Version != "" {
-		return a.Version == b.Version
-	}
-	return a.Size == b.Size && a.ModTime.Equal(b.ModTime)
-}
+func sameVersion(a, b backends.Entry) bool { return a.Version == b.Version }
 
 // pendingUpload reports whether local content of p waits in the upload
 // queue, so that the server's version is not the one the mount shows.

@@ -76,7 +76,9 @@ func (b *verifyBackend) Read(ctx context.Context, p string, off, length int64) (
 // Capabilities implements backends.Backend.
 func (b *verifyBackend) Capabilities(ctx context.Context) (backends.Capabilities, error) {
 	c, err := b.Backend.Capabilities(ctx)
-	c.MetaStore = c.MetaStore && !b.noMeta
+	if b.noMeta {
+		c.MTime, c.Mode, c.Owner, c.Hash, c.Type = backends.MetaField{}, backends.MetaField{}, backends.MetaField{}, backends.MetaField{}, backends.MetaField{}
+	}
 	return c, err
 }
 

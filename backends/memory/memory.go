@@ -319,7 +319,9 @@ func (b *Backend) Quota(ctx context.Context) (backends.Quota, error) {
 
 // Capabilities implements backends.Backend.
 func (b *Backend) Capabilities(ctx context.Context) (backends.Capabilities, error) {
-	return backends.Capabilities{MetaStore: true, ConditionalPut: true, Quota: true}, nil
+	all := backends.MetaField{Stored: true, OnPut: true}
+	return backends.Capabilities{MTime: all, Mode: all, Owner: all, Hash: all, Type: all,
+		ConditionalPut: true, AtomicPut: true, AtomicRename: true, Quota: true}, nil
 }
 
 // Close implements backends.Backend.

@@ -70,7 +70,7 @@ func TestOCChecksumsProperty(t *testing.T) {
 			if err != nil || len(res) != 1 {
 				t.Fatalf("%+v, %v", res, err)
 			}
-			if e := res[0].entry("f"); e.Meta.SHA256 != c.want {
+			if e := (&Backend{}).entry(&res[0], "f"); e.Meta.SHA256 != c.want {
 				t.Errorf("SHA256 %q, want %q", e.Meta.SHA256, c.want)
 			}
 		})
@@ -78,7 +78,7 @@ func TestOCChecksumsProperty(t *testing.T) {
 	// Directories have no content hash.
 	res, _ := parseMultistatus(strings.NewReader(strings.Replace(reply(`<oc:checksums>SHA256:`+a+`</oc:checksums>`),
 		`<d:getetag>`, `<d:resourcetype><d:collection/></d:resourcetype><d:getetag>`, 1)))
-	if e := res[0].entry("d"); !e.IsDir || e.Meta.SHA256 != "" {
+	if e := (&Backend{}).entry(&res[0], "d"); !e.IsDir || e.Meta.SHA256 != "" {
 		t.Errorf("directory: %+v", e)
 	}
 }

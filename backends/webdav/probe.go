@@ -38,8 +38,7 @@ func (b *Backend) capabilities(ctx context.Context) (backends.Capabilities, erro
 			return backends.Capabilities{}, err
 		}
 		b.caps = &c
-		b.log.Debug("webdav capabilities", "server", b.String(), "meta", c.MetaStore,
-			"mtime_on_put", c.MTimeOnPut, "conditional", c.ConditionalPut, "quota", c.Quota)
+		b.log.Debug("webdav capabilities", "server", b.String(), "capabilities", c)
 	}
 	c := *b.caps
 	c.Notes = append([]string(nil), c.Notes...)
@@ -60,6 +59,7 @@ func (b *Backend) probe(ctx context.Context) (caps backends.Capabilities, err er
 		return caps, err
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		caps.ReadOnly = true
 		note("the server refused a test upload into the root (HTTP %s): treated as read-only, no write capabilities", resp.Status)
 		b.probeQuota(ctx, &caps, note)
 		return caps, nil
@@ -72,7 +72,8 @@ func (b *Backend) probe(ctx context.Context) (caps backends.Capabilities, err er
 	}
 	switch {
 	case ocAccepted && st.modified.Unix() == probeMTime:
-		caps.MTimeOnPut, caps.MTimePrecision = true, time.Second
+		caps.MTime = backends.MetaField{Stored: true, OnPut: true, Precision: time.Second}
+		b.ocMtime.Store(true)
 		note("X-OC-Mtime: accepted, mtime kept with 1 s precision")
 	case ocAccepted:
 		note("X-OC-Mtime: answered accepted, but getlastmodified is %s: not used", st.modified.UTC().Format(time.RFC3339))
@@ -169,8 +170,11 @@ func (b *Backend) probeDeadProps(ctx context.Context, name, etag string, caps *b
 		note("dead properties: kept, but a PROPPATCH changes the ETag (%s to %s), so they cannot be tied to a version; mtime, mode and owner are kept in the local index", etag, st.etag)
 		return
 	}
-	caps.MetaStore = true
-	caps.MTimePrecision = time.Nanosecond
+	// Dead properties hold every field, at full precision; a PROPPATCH
+	// after the PUT stores them.
+	props := backends.MetaField{Stored: true}
+	caps.Mode, caps.Owner, caps.Hash, caps.Type = props, props, props, props
+	caps.MTime = backends.MetaField{Stored: true, OnPut: caps.MTime.OnPut}
 	note("dead properties: kept; mtime (ns), mode, owner, sha256 and file type are stored on the server")
 }
 

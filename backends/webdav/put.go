@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/cloudmount/cloudmount/backends"
 )
@@ -23,8 +24,9 @@ const expectContinueMin = 1 << 20
 // it.
 //
 // Conditions: opts.IfNoneMatch sends If-None-Match: *. opts.IfMatch is sent
-// as If-Match when it is a strong ETag. A weak one (Apache hands out W/"…"
-// for files changed within the last second) never matches under the strong
+// as If-Match when the server gave it as a strong ETag. A weak one (Apache
+// hands out W/"…" for files changed within the last second; Versions carry
+// no W/, weakTags remembers which were weak) never matches under the strong
 // comparison If-Match uses, so it is checked with a PROPFIND first instead:
 // when the server's tag is now strong with the same value it is sent as
 // If-Match; when it is still weak the PUT goes without If-Match, leaving a
@@ -51,7 +53,7 @@ func (b *Backend) Put(ctx context.Context, p string, r io.Reader, size int64, op
 		return backends.Entry{}, err
 	}
 	e, err := b.Stat(ctx, p)
-	if err != nil || !caps.MetaStore || (opts.Meta.IsZero() && opts.IfNoneMatch) {
+	if err != nil || !caps.Hash.Stored || (opts.Meta.IsZero() && opts.IfNoneMatch) {
 		return e, err
 	}
 	// Overwriting keeps the old dead properties on most servers: drop those
@@ -65,8 +67,7 @@ func (b *Backend) Put(ctx context.Context, p string, r io.Reader, size int64, op
 		}
 	}
 	if err := b.proppatch(ctx, p, stamped(set, e), remove); err != nil {
-		b.log.Warn("webdav: file stored but not its metadata", "path", display(p), "err", err)
-		return e, nil
+		return e, fmt.Errorf("PROPPATCH %s: %w: %w", display(p), backends.ErrMetaNotStored, err)
 	}
 	e.Meta.MTime, e.Meta.SHA256, e.Meta.Type = nil, "", ""
 	return withMeta(e, opts.Meta), nil
@@ -93,7 +94,7 @@ func (b *Backend) checkPrecondition(ctx context.Context, p string, opts backends
 			return "", err
 		}
 	}
-	if opts.IfMatch == "" || (!isWeak(opts.IfMatch) && caps.ConditionalPut) {
+	if opts.IfMatch == "" || (isETag(opts.IfMatch) && !b.weak.has(opts.IfMatch) && caps.ConditionalPut) {
 		return opts.IfMatch, nil
 	}
 	cur, err := b.Stat(ctx, p)
@@ -103,10 +104,10 @@ func (b *Backend) checkPrecondition(ctx context.Context, p string, opts backends
 	if err != nil {
 		return "", err
 	}
-	if cur.Version == "" || opaqueTag(cur.Version) != opaqueTag(opts.IfMatch) {
+	if cur.Version != opts.IfMatch {
 		return "", fmt.Errorf("PUT %s: %w: version %s is now %s", display(p), backends.ErrPrecondition, opts.IfMatch, cur.Version)
 	}
-	if isWeak(cur.Version) || !caps.ConditionalPut {
+	if !isETag(cur.Version) || b.weak.has(cur.Version) || !caps.ConditionalPut {
 		return "", nil
 	}
 	return cur.Version, nil
@@ -117,6 +118,51 @@ func isWeak(tag string) bool { return strings.HasPrefix(tag, "W/") }
 
 // opaqueTag strips the weakness indicator, for weak comparison.
 func opaqueTag(tag string) string { return strings.TrimPrefix(tag, "W/") }
+
+// isETag reports whether a Version is an ETag of the server (not a
+// StatVersion made up for a server without them).
+func isETag(v string) bool { return strings.HasPrefix(v, `"`) }
+
+// weakTags remembers the ETags a server gave as weak, without their W/:
+// Versions carry none, and an If-Match with such a tag would fail under
+// the strong comparison. A tag is weak only in the first moments of a
+// version (Apache: a second), so a tag seen strong is never weak later;
+// the set forgets a tag once seen strong. Past maxWeakTags it stops
+// counting and treats every tag as weak (one PROPFIND more per upload).
+type weakTags struct {
+	mu       sync.Mutex
+	tags     map[string]struct{}
+	overflow bool
+}
+
+const maxWeakTags = 1 << 16
+
+func (w *weakTags) note(etag string) {
+	if etag == "" {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !isWeak(etag) {
+		delete(w.tags, etag)
+		return
+	}
+	if w.tags == nil {
+		w.tags = map[string]struct{}{}
+	}
+	if len(w.tags) >= maxWeakTags {
+		w.overflow, w.tags = true, nil
+		return
+	}
+	w.tags[opaqueTag(etag)] = struct{}{}
+}
+
+func (w *weakTags) has(version string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.tags[version]
+	return ok || w.overflow
+}
 
 // put sends the PUT itself.
 func (b *Backend) put(ctx context.Context, p string, r io.Reader, size int64, opts backends.PutOptions, ifMatch string, caps backends.Capabilities) error {
@@ -156,7 +202,7 @@ func (b *Backend) put(ctx context.Context, p string, r io.Reader, size int64, op
 	if opts.IfNoneMatch {
 		req.Header.Set("If-None-Match", "*")
 	}
-	if caps.MTimeOnPut && opts.Meta.MTime != nil {
+	if b.ocMtime.Load() && opts.Meta.MTime != nil {
 		req.Header.Set("X-OC-Mtime", strconv.FormatInt(opts.Meta.MTime.Unix(), 10))
 	}
 	// The hash is of exactly the bytes sent (validateMeta checked its

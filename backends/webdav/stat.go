@@ -23,7 +23,7 @@ func (b *Backend) Stat(ctx context.Context, p string) (backends.Entry, error) {
 	if !ok {
 		return backends.Entry{}, fmt.Errorf("PROPFIND %s: %w", display(p), backends.ErrNotFound)
 	}
-	return self.entry(path.Base("/" + p)), nil
+	return b.entry(&self, path.Base("/"+p)), nil
 }
 
 // List returns the children of the directory at p (PROPFIND Depth 1). The
@@ -40,7 +40,7 @@ func (b *Backend) List(ctx context.Context, p string) ([]backends.Entry, error) 
 		if !r.found {
 			return nil
 		}
-		l := listed{path: r.path, problem: b.hrefProblem(r.href), entry: r.entry("")}
+		l := listed{path: r.path, problem: b.hrefProblem(r.href), entry: b.entry(r, "")}
 		if l.problem != "" {
 			l.path = r.href // what the warning shows
 		}
@@ -209,8 +209,11 @@ func (b *Backend) pickSelf(res []resource, p string) (resource, bool) {
 	return *best, true
 }
 
-// entry converts a resource to an Entry named name.
-func (r *resource) entry(name string) backends.Entry {
+// entry converts a resource to an Entry named name. Its Version is the
+// ETag without the weakness indicator (see weakTags), or StatVersion for a
+// server without ETags.
+func (b *Backend) entry(r *resource, name string) backends.Entry {
+	b.weak.note(r.etag)
 	r.contentBound()
 	if !r.isDir && r.meta.SHA256 == "" {
 		// A cm:sha256 valid for this version wins; the server's own
@@ -221,8 +224,11 @@ func (r *resource) entry(name string) backends.Entry {
 		Name:    name,
 		IsDir:   r.isDir,
 		ModTime: r.modified,
-		Version: r.etag,
+		Version: opaqueTag(r.etag),
 		Meta:    r.meta,
+	}
+	if e.Version == "" && !r.isDir {
+		e.Version = backends.StatVersion(r.size, r.modified)
 	}
 	if !r.isDir && r.size > 0 {
 		e.Size = r.size

@@ -48,7 +48,7 @@ func suiteConditional(t *testing.T, b *Backend, dir func(string) string) {
 func suiteMeta(t *testing.T, b *Backend, caps backends.Capabilities, base string, dir func(string) string) {
 	ctx := testContext(t)
 	t.Run("meta", func(t *testing.T) {
-		if !caps.MetaStore {
+		if !caps.Mode.Stored {
 			t.Skip("server keeps no dead properties")
 		}
 		d := dir("meta")
@@ -98,7 +98,7 @@ func suiteMeta(t *testing.T, b *Backend, caps backends.Capabilities, base string
 	})
 
 	t.Run("mtime on put", func(t *testing.T) {
-		if !caps.MTimeOnPut || caps.MetaStore {
+		if !caps.MTime.OnPut || caps.Mode.Stored {
 			t.Skip("server has no X-OC-Mtime (or stores ns mtimes as dead properties)")
 		}
 		mt := time.Unix(1500000000, 999)

@@ -73,9 +73,13 @@ type Backend struct {
 	client      *http.Client
 	putClient   *http.Client // client with refuseRedirects, for uploads
 
+	weak weakTags
+
 	capsMu   sync.Mutex // protects caps
 	caps     *backends.Capabilities
 	mkcolLax atomic.Bool // set by the probe: MKCOL on an existing collection succeeds
+	// ocMtime is set by the probe: uploads carry X-OC-Mtime.
+	ocMtime atomic.Bool
 	// ocChecksum is set by the probe: uploads carry OC-Checksum.
 	ocChecksum atomic.Bool
 }

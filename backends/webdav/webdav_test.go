@@ -2,7 +2,6 @@ package webdav
 
 import (
 	"os"
-	"strings"
 	"testing"
 	"time"
 )
@@ -43,8 +42,7 @@ func TestLiveServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%s: MetaStore=%v MTimeOnPut=%v (%v) ConditionalPut=%v Quota=%v\n  %s", b, caps.MetaStore,
-		caps.MTimeOnPut, caps.MTimePrecision, caps.ConditionalPut, caps.Quota, strings.Join(caps.Notes, "\n  "))
+	t.Logf("%s: %+v", b, caps)
 	if q, err := b.Quota(testContext(t)); err == nil {
 		t.Logf("quota: %+v", q)
 	}

@@ -81,15 +81,15 @@ func TestParseMultistatus(t *testing.T) {
 		m.SHA256 != "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" || m.Type != "symlink" {
 		t.Errorf("meta: %+v", m)
 	}
-	e := f.entry("café #1?.txt")
-	if !e.ModTime.Equal(*m.MTime) || e.Version != f.etag || e.Size != 1321 {
+	e := (&Backend{}).entry(&f, "café #1?.txt")
+	if !e.ModTime.Equal(*m.MTime) || e.Version != opaqueTag(f.etag) || e.Size != 1321 {
 		t.Errorf("entry %+v: ModTime must be the stored mtime", e)
 	}
 	// The same properties on a version they were not written for: another
 	// client overwrote the file, and the server kept our dead properties.
 	other := res[1]
 	other.meta, other.etag = m, `"52a-660f638afe160"`
-	if e := other.entry("x"); e.Meta.MTime != nil || e.Meta.SHA256 != "" || e.Meta.Type != "" ||
+	if e := (&Backend{}).entry(&other, "x"); e.Meta.MTime != nil || e.Meta.SHA256 != "" || e.Meta.Type != "" ||
 		!e.ModTime.Equal(f.modified) || e.Meta.Mode == nil || *e.Meta.Mode != 0o644 {
 		t.Errorf("stale properties must give way to the server's mtime, and keep mode and owner: %+v", e)
 	}
@@ -214,7 +214,7 @@ func FuzzParseMultistatus(f *testing.F) {
 			if r.meta.Type != "" && !specialTypes[r.meta.Type] {
 				t.Fatalf("type %q", r.meta.Type)
 			}
-			_ = r.entry(lastSegment(r.path))
+			_ = (&Backend{}).entry(&r, lastSegment(r.path))
 		}
 	})
 }

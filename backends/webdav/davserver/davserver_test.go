@@ -155,7 +155,7 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !caps.MetaStore || !caps.ConditionalPut || !caps.Quota || caps.MTimeOnPut {
+	if !caps.StoresAll() || !caps.ConditionalPut || !caps.Quota || caps.MTime.OnPut {
 		t.Errorf("capabilities %+v", caps)
 	}
 	q, err := b.Quota(ctx(t))

@@ -1,0 +1,216 @@
+package fs
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cloudmount/cloudmount/backends"
+	"github.com/cloudmount/cloudmount/backends/memory"
+	"golang.org/x/sys/unix"
+)
+
+// fileSystemBackend is a memory backend that keeps metadata as a file
+// system served over SFTP does: mode and mtime with the file, the mtime in
+// whole seconds, and nothing else (no owner, no hash, no file type). Its
+// versions are size and mtime. It can also be told to store content but
+// fail on the metadata of the next uploads.
+type fileSystemBackend struct {
+	*memory.Backend
+	failMeta atomic.Int32
+}
+
+func (b *fileSystemBackend) keep(m backends.Meta) backends.Meta {
+	out := backends.Meta{Mode: m.Mode}
+	if m.MTime != nil {
+		t := m.MTime.Truncate(time.Second)
+		out.MTime = &t
+	}
+	return out
+}
+
+func (b *fileSystemBackend) view(e backends.Entry) backends.Entry {
+	e.Meta = b.keep(e.Meta)
+	e.ModTime = e.ModTime.Truncate(time.Second)
+	if e.Meta.MTime != nil {
+		e.ModTime = *e.Meta.MTime
+	}
+	if !e.IsDir {
+		e.Version = backends.StatVersion(e.Size, e.ModTime)
+	}
+	return e
+}
+
+func (b *fileSystemBackend) Stat(ctx context.Context, p string) (backends.Entry, error) {
+	e, err := b.Backend.Stat(ctx, p)
+	return b.view(e), err
+}
+
+func (b *fileSystemBackend) List(ctx context.Context, p string) ([]backends.Entry, error) {
+	es, err := b.Backend.List(ctx, p)
+	for i := range es {
+		es[i] = b.view(es[i])
+	}
+	return es, err
+}
+
+// Put stores the content and the metadata the server keeps; the memory
+// backend's own versions are not this server's, so the conditions are
+// checked against the size-and-mtime version.
+func (b *fileSystemBackend) Put(ctx context.Context, p string, r io.Reader, size int64, opts backends.PutOptions) (backends.Entry, error) {
+	if opts.IfMatch != "" {
+		cur, err := b.Stat(ctx, p)
+		if err != nil || cur.Version != opts.IfMatch {
+			return backends.Entry{}, fmt.Errorf("put %s: %w", p, backends.ErrPrecondition)
+		}
+	}
+	keep := b.keep(opts.Meta)
+	failMeta := b.failMeta.Add(-1) >= 0
+	if failMeta {
+		keep = backends.Meta{}
+	}
+	e, err := b.Backend.Put(ctx, p, r, size, backends.PutOptions{IfNoneMatch: opts.IfNoneMatch, Meta: keep})
+	if err != nil {
+		return e, err
+	}
+	if failMeta && !b.keep(opts.Meta).IsZero() {
+		return b.view(e), fmt.Errorf("chmod %s: %w", p, backends.ErrMetaNotStored)
+	}
+	return b.view(e), nil
+}
+
+func (b *fileSystemBackend) SetMeta(ctx context.Context, p string, m backends.Meta, ifVersion string) (backends.Entry, error) {
+	if ifVersion != "" {
+		if cur, err := b.Stat(ctx, p); err != nil || cur.Version != ifVersion {
+			return backends.Entry{}, fmt.Errorf("setstat %s: %w", p, backends.ErrPrecondition)
+		}
+	}
+	e, err := b.Backend.SetMeta(ctx, p, b.keep(m), "")
+	return b.view(e), err
+}
+
+func (b *fileSystemBackend) Capabilities(ctx context.Context) (backends.Capabilities, error) {
+	return backends.Capabilities{
+		MTime: backends.MetaField{Stored: true, OnPut: true, Precision: time.Second},
+		Mode:  backends.MetaField{Stored: true, OnPut: true},
+		Quota: true, AtomicRename: true,
+	}, nil
+}
+
+// TestMetadataTheServerCannotKeep: on a server that keeps mode and a
+// seconds mtime only, the mount shows the nanoseconds, the hash and the
+// file type it was given, from its local index, for as long as the
+// server's version is the one they describe; the server gets what it can
+// keep.
+func TestMetadataTheServerCannotKeep(t *testing.T) {
+	b := &fileSystemBackend{Backend: memory.New()}
+	mnt := mountMem(t, b, Options{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
+		AttrTimeout: time.Millisecond, DirCacheTime: 10 * time.Millisecond})
+	p := filepath.Join(mnt, "f")
+	content := []byte("kept where it can be")
+	if err := os.WriteFile(p, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := time.Date(2001, 2, 3, 4, 5, 6, 789, time.UTC)
+	if err := os.Chtimes(p, want, want); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0o751); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(filepath.Join(mnt, "fifo"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	syncMount(t, mnt)
+
+	e, err := b.Stat(t.Context(), "f")
+	if err != nil || e.Meta.Mode == nil || *e.Meta.Mode != 0o751 || !e.ModTime.Equal(want.Truncate(time.Second)) {
+		t.Fatalf("server: %+v, %v; want mode 0751 and the mtime in seconds", e, err)
+	}
+	if fe, err := b.Stat(t.Context(), "fifo"); err != nil || fe.Meta.Type != "" {
+		t.Fatalf("server entry of the fifo: %+v, %v (a plain empty file)", fe, err)
+	}
+
+	// The kernel forgets (attr timeout 1 ms); the node asks the server and
+	// the index again.
+	time.Sleep(5 * time.Millisecond)
+	fi, err := os.Stat(p)
+	if err != nil || !fi.ModTime().Equal(want) || fi.Mode().Perm() != 0o751 {
+		t.Fatalf("mount: mtime %v mode %v (%v); want %v and 0751", fi.ModTime(), fi.Mode(), err, want)
+	}
+	if fi, err := os.Lstat(filepath.Join(mnt, "fifo")); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Fatalf("fifo shows as %v (%v)", fi.Mode(), err)
+	}
+	sum := sha256.Sum256(content)
+	buf := make([]byte, 64)
+	n, err := unix.Getxattr(p, "user.cloudmount.sha256", buf)
+	if err != nil || string(buf[:n]) != hex.EncodeToString(sum[:]) {
+		t.Fatalf("sha256 xattr %q, %v", buf[:max(n, 0)], err)
+	}
+
+	// Another client rewrites the file: the server's mtime wins, and the
+	// index's nanoseconds no longer apply.
+	later := time.Date(2011, 1, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := b.Backend.Put(t.Context(), "f", strings.NewReader("changed"), 7,
+		backends.PutOptions{Meta: backends.Meta{MTime: &later}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		fi, err = os.Stat(p)
+		if err == nil && fi.Size() == 7 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the mount never saw the other client's version: %v %v", fi, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !fi.ModTime().Equal(later) {
+		t.Errorf("mtime after another client's upload: %v, want %v", fi.ModTime(), later)
+	}
+}
+
+// TestMetadataNotStoredIsRetried: an upload whose content arrives but whose
+// metadata does not is retried until the server has both.
+func TestMetadataNotStoredIsRetried(t *testing.T) {
+	b := &fileSystemBackend{Backend: memory.New()}
+	b.failMeta.Store(1)
+	mnt := mountMem(t, b, Options{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), WritebackDelay: 10 * time.Millisecond})
+	p := filepath.Join(mnt, "f")
+	if err := os.WriteFile(p, []byte("x"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	mountsMu.Lock()
+	m := mounts[mnt]
+	mountsMu.Unlock()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	for {
+		err := m.Sync(ctx, nil)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil || !strings.Contains(err.Error(), "metadata") && !errors.Is(err, backends.ErrMetaNotStored) {
+			t.Fatalf("sync: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e, err := b.Stat(t.Context(), "f")
+	if err != nil || e.Meta.Mode == nil || *e.Meta.Mode != 0o640 {
+		t.Fatalf("server: %+v, %v; want mode 0640 after the retry", e, err)
+	}
+}
+
+func TestDifferentialFileSystemServer(t *testing.T) {
+	runDifferential(t, &fileSystemBackend{Backend: memory.New()}, 1000)
+}
