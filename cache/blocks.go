@@ -21,7 +21,7 @@ import (
 //	blocks/<ph[:2]>/<ph>/<vh>-<index>-<crc>   one block
 //
 // where ph is a hash of the path, vh a hash of the server's version of the
-// file (its ETag) and crc the CRC-32C of the block's bytes. Directories are
+// file (its Version) and crc the CRC-32C of the block's bytes. Directories are
 // 0700 and files 0600.
 //
 // A block is written to a temporary name in its directory and renamed into
@@ -73,8 +73,8 @@ const (
 type Key struct {
 	// Path is the file's path in the mount (slash-separated).
 	Path string
-	// Version is the server's version of the content (an ETag, or another
-	// string that changes whenever the content does). "" means there is
+	// Version is the server's version of the content (the backend's
+	// Version: it changes whenever the content does). "" means there is
 	// none: the content is fetched without being cached.
 	Version string
 	// Size is the file's size in bytes in this version.

@@ -3,7 +3,7 @@ package cache
 import "time"
 
 // authState is what the queue knows about refused credentials (a 401 from
-// a WebDAV server). Unlike a network failure, the server still answers, so
+// a WebDAV server, a rejected SSH login). Unlike a network failure, the server still answers, so
 // it is not probed: one upload per backoff tries whether the credentials
 // work again, and the first that succeeds brings the queue back online.
 // Few tries matter here, as servers count failed logins (Nextcloud

@@ -11,11 +11,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cloudmount/cloudmount/backends"
 	"github.com/cloudmount/cloudmount/backends/memory"
+	"github.com/hanwen/go-fuse/v2/posixtest"
 	"golang.org/x/sys/unix"
 )
 
@@ -213,4 +215,73 @@ func TestMetadataNotStoredIsRetried(t *testing.T) {
 
 func TestDifferentialFileSystemServer(t *testing.T) {
 	runDifferential(t, &fileSystemBackend{Backend: memory.New()}, 1000)
+}
+
+// sftpLike are the capabilities of a file system served over SFTP: mode
+// and a seconds mtime kept natively, native symbolic and hard links.
+func sftpLike() backends.Capabilities {
+	return backends.Capabilities{
+		MTime:    backends.MetaField{Stored: true, OnPut: true, Precision: time.Second},
+		Mode:     backends.MetaField{Stored: true, OnPut: true},
+		Symlinks: true, HardLinks: true, AtomicPut: true, AtomicRename: true, Quota: true,
+	}
+}
+
+// TestPosixOnAFileSystemServer: go-fuse's POSIX tests, hard links
+// included, on a server with native links that keeps only mode and mtime.
+func TestPosixOnAFileSystemServer(t *testing.T) {
+	for name, fn := range posixtest.All {
+		t.Run(name, func(t *testing.T) {
+			if why, ok := posixSkip[name]; ok && !strings.HasPrefix(name, "Link") {
+				t.Skip(why)
+			}
+			mnt := mountMem(t, memory.NewWith(sftpLike()), Options{UID: uint32(os.Getuid()), GID: uint32(os.Getgid())})
+			fn(t, mnt)
+		})
+	}
+}
+
+// TestHardLinks: a hard link made on the mount is one on the server; the
+// names share content and inode until one is removed.
+func TestHardLinks(t *testing.T) {
+	b := memory.NewWith(sftpLike())
+	mnt := mountMem(t, b, Options{UID: uint32(os.Getuid()), GID: uint32(os.Getgid())})
+	a, l := filepath.Join(mnt, "a"), filepath.Join(mnt, "l")
+	if err := os.WriteFile(a, []byte("shared"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(a, l); err != nil {
+		t.Fatalf("link: %v", err)
+	}
+	if got, ok := b.Content("l"); !ok || string(got) != "shared" {
+		t.Fatalf("server's l: %q %v", got, ok)
+	}
+	var sa, sl unix.Stat_t
+	if err := unix.Stat(a, &sa); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Stat(l, &sl); err != nil {
+		t.Fatal(err)
+	}
+	if sa.Ino != sl.Ino || sa.Nlink != 2 {
+		t.Fatalf("inodes %d %d, nlink %d; want one inode with 2 links", sa.Ino, sl.Ino, sa.Nlink)
+	}
+	if err := os.Remove(a); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(l); err != nil || string(got) != "shared" {
+		t.Fatalf("l after removing a: %q %v", got, err)
+	}
+	if err := unix.Stat(l, &sl); err != nil || sl.Nlink != 1 {
+		t.Fatalf("nlink of l after removing a: %d (%v)", sl.Nlink, err)
+	}
+	if _, ok := b.Content("a"); ok {
+		t.Fatal("a is still on the server")
+	}
+	// On a server without hard links link(2) says so.
+	mnt2 := mountMem(t, memory.New(), Options{})
+	os.WriteFile(filepath.Join(mnt2, "x"), nil, 0o644)
+	if err := os.Link(filepath.Join(mnt2, "x"), filepath.Join(mnt2, "y")); !errors.Is(err, syscall.ENOTSUP) {
+		t.Fatalf("link without server support: %v, want ENOTSUP", err)
+	}
 }

@@ -11,7 +11,7 @@ import (
 // listFlights keeps one listing per directory in flight: a caller that
 // wants a directory listed while a listing of it is being read waits for
 // that one and takes its result, so that a slow server never gets a second
-// PROPFIND of a directory before it answered the first. A listing that
+// listing request of a directory before it answered the first. A listing that
 // failed (other than for being offline, which answers from the cache) is
 // remembered for a while, so that lookups in a directory the server cannot
 // list do not ask again one by one.

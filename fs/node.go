@@ -53,6 +53,9 @@ type Node struct {
 	renamed [2]string
 	// seq is the journal sequence number of the last commit.
 	seq uint64
+	// links counts the names the node has beyond its first (hard links
+	// made in this mount, on a server that has them).
+	links uint32
 }
 
 // currentPath is the node's path for a commit: the tree's, or the new path
@@ -190,7 +193,7 @@ func (n *Node) fill(out *fuse.Attr) {
 			out.Gid = *n.pending.GID
 		}
 	}
-	out.Nlink = 1
+	out.Nlink = 1 + n.links
 	if out.Mode&syscall.S_IFMT == syscall.S_IFDIR {
 		out.Nlink = 2
 	}

@@ -13,6 +13,7 @@ var (
 	_ fusefs.NodeMkdirer       = (*Node)(nil)
 	_ fusefs.NodeMknoder       = (*Node)(nil)
 	_ fusefs.NodeSymlinker     = (*Node)(nil)
+	_ fusefs.NodeLinker        = (*Node)(nil)
 	_ fusefs.NodeReadlinker    = (*Node)(nil)
 	_ fusefs.NodeUnlinker      = (*Node)(nil)
 	_ fusefs.NodeRmdirer       = (*Node)(nil)

@@ -18,7 +18,7 @@ import (
 // answers without a round trip, also for names that do not exist. The
 // first name looked up in a directory without one costs a Stat; from the
 // second on, the directory is listed instead, so that a tool that visits
-// names one by one (rsync, cp -r onto the mount) pays one PROPFIND per
+// names one by one (rsync, cp -r onto the mount) pays one listing per
 // directory rather than one per file.
 func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	dir := n.path()
@@ -364,6 +364,61 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	return ch, ch.Operations().(*Node).entryOut(out)
 }
 
+// Link implements fusefs.NodeLinker on servers with hard links: what was
+// written to the file is uploaded first (the server links what it has),
+// then the server makes the new name. Both names are one inode here, as
+// they are there. Elsewhere link(2) fails with ENOTSUP.
+func (n *Node) Link(ctx context.Context, target fusefs.InodeEmbedder, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if n.fs.opts.ReadOnly {
+		return nil, syscall.EROFS
+	}
+	lk, ok := n.fs.be.(backends.Linker)
+	tn, isNode := target.(*Node)
+	if !ok || !n.fs.caps.HardLinks || !isNode {
+		return nil, syscall.ENOTSUP
+	}
+	if tn.IsDir() {
+		return nil, syscall.EPERM
+	}
+	if errno := tn.commit(); errno != 0 {
+		return nil, errno
+	}
+	if err := n.fs.q.Flush(); err != nil {
+		return nil, toErrno(err)
+	}
+	if errno := tn.waitUploaded(ctx, "link"); errno != 0 {
+		return nil, errno
+	}
+	p := n.childPath(name)
+	cctx, cancel := n.fs.call(ctx)
+	defer cancel()
+	e, err := lk.Link(cctx, tn.path(), p)
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	e.Name = name
+	n.fs.dirs.update(n.path(), name, &e)
+	tn.mu.Lock()
+	tn.links++
+	tn.mu.Unlock()
+	return tn.EmbeddedInode(), tn.entryOut(out)
+}
+
+// unlinkName removes one name of a node that has others: the server
+// forgets that name, the node lives on under the others.
+func (n *Node) unlinkName(ctx context.Context, cn *Node, p string) syscall.Errno {
+	if errno := n.removeRemote(ctx, p); errno != 0 {
+		return errno
+	}
+	cn.mu.Lock()
+	cn.links--
+	cn.mu.Unlock()
+	dir, name := splitPath(p)
+	n.fs.dirs.update(dir, name, nil)
+	n.fs.store.Blocks.Drop(p)
+	return 0
+}
+
 // Unlink implements fusefs.NodeUnlinker. An open file stays readable and
 // writable through its handles: its content is kept locally first. A queued
 // upload of the file is dropped.
@@ -379,6 +434,12 @@ func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
 		cn = n.fs.live.get(p) // queued, its inode forgotten
 	}
 	if cn != nil {
+		cn.mu.Lock()
+		more := cn.links > 0
+		cn.mu.Unlock()
+		if more {
+			return n.unlinkName(ctx, cn, p)
+		}
 		cn.upMu.Lock()
 		cn.mu.Lock()
 		local, open := cn.local, cn.opens > 0

@@ -514,6 +514,12 @@ func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	if !n.fs.opts.FsyncServer {
 		return 0
 	}
+	return n.waitUploaded(ctx, "fsync")
+}
+
+// waitUploaded waits until the last commit of the node is on the server
+// (committed and flushed first by the caller); EIO if its upload failed.
+func (n *Node) waitUploaded(ctx context.Context, what string) syscall.Errno {
 	n.mu.Lock()
 	seq := n.seq
 	n.mu.Unlock()
@@ -521,7 +527,7 @@ func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 		return 0
 	}
 	if err := n.fs.q.WaitUploaded(ctx, seq); err != nil {
-		n.fs.log.Error("fsync: the file is not on the server; it stays queued", "path", n.path(), "err", err)
+		n.fs.log.Error(what+": the file is not on the server; it stays queued", "path", n.path(), "err", err)
 		return syscall.EIO
 	}
 	return 0

@@ -44,12 +44,8 @@ func (r *remoteReader) close() {
 }
 
 // contentVersion names the server's version of a file's content for the
-// block cache: the ETag, or size and mtime where the server has no ETag (as
-// the metadata index does). "" (no mtime either) reads without caching.
-//
-// A weak ETag names the same content as the strong one with the same value:
-// Apache hands out W/"x" for a file changed within the last second and "x"
-// for the same file later.
+// block cache: the backend's Version. "" (a backend that breaks its
+// contract) reads without caching.
 func contentVersion(e backends.Entry) string { return e.Version }
 
 // openStream opens a ranged stream of the file at p for the block cache. The
@@ -86,7 +82,7 @@ type watchedStream struct {
 func (s *watchedStream) Read(p []byte) (int, error) { return s.r.Read(p) }
 
 // Close ends the stream. The watchdog goes first: it cancels the request,
-// which a Close of an HTTP body in the middle of a Read would wait for.
+// which a Close of a response body in the middle of a Read would wait for.
 func (s *watchedStream) Close() error {
 	s.stop()
 	s.wd.stop()

@@ -7,8 +7,8 @@ import (
 )
 
 // Unauthorized implements cache.Uploader: the server refused the
-// credentials (HTTP 401) or the connection's authentication (an untrusted
-// certificate). The queue keeps such uploads and retries them with a
+// credentials or the connection's authentication (an untrusted certificate
+// or host key). The queue keeps such uploads and retries them with a
 // backoff until the server accepts them again.
 func (f *fsys) Unauthorized(err error) bool {
 	return errors.Is(err, backends.ErrAuth)

@@ -1,6 +1,9 @@
 // Package memory is an in-memory Backend for unit tests of the layers above
-// the backends. It honours the whole interface, including conditional puts and
-// stored metadata, and can be told to fail.
+// the backends. It honours the whole contract (backendtest passes),
+// including conditional puts, stored metadata, symbolic and hard links, and
+// can be told to fail. NewWith makes it behave like a given kind of server:
+// it keeps only the metadata its capabilities call stored, to their
+// precision, and refuses changes when read-only.
 package memory
 
 import (
@@ -10,7 +13,6 @@ import (
 	"io"
 	"path"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +22,8 @@ import (
 
 // Backend is a tree of files and directories held in memory.
 type Backend struct {
+	caps backends.Capabilities // fixed at creation
+
 	mu    sync.Mutex // protects the fields below
 	nodes map[string]*node
 	next  int
@@ -27,11 +31,14 @@ type Backend struct {
 	calls map[string]int
 }
 
+// node is one file, directory or symbolic link. Hard links are paths that
+// share a node.
 type node struct {
 	dir     bool
 	data    []byte
 	modTime time.Time
 	version string
+	link    string // target of a native symbolic link
 	meta    backends.Meta
 }
 
@@ -39,11 +46,36 @@ var (
 	_ backends.Backend     = (*Backend)(nil)
 	_ backends.MetaSetter  = (*Backend)(nil)
 	_ backends.QuotaReader = (*Backend)(nil)
+	_ backends.SizedReader = (*Backend)(nil)
+	_ backends.Symlinker   = (*Backend)(nil)
+	_ backends.Linker      = (*Backend)(nil)
+	_ backends.Hasher      = (*Backend)(nil)
 )
 
-// New returns an empty tree with just the root directory.
-func New() *Backend {
+// DefaultCapabilities is what New's backend can do: keep every kind of
+// metadata exactly and with the upload, conditional and atomic puts, atomic
+// renames, quota. It has no native links.
+func DefaultCapabilities() backends.Capabilities {
+	all := backends.MetaField{Stored: true, OnPut: true}
+	return backends.Capabilities{
+		MTime: all, Mode: all, Owner: all, Hash: all, Type: all,
+		ConditionalPut: true, AtomicPut: true, AtomicRename: true, Quota: true,
+	}
+}
+
+// New returns an empty tree with just the root directory and
+// DefaultCapabilities.
+func New() *Backend { return NewWith(DefaultCapabilities()) }
+
+// NewWith returns an empty tree that behaves as caps say: it keeps only the
+// metadata caps call stored (an mtime truncated to its precision), makes
+// symbolic and hard links only when caps has them, reports quota only with
+// caps.Quota and refuses every change when caps.ReadOnly. Its puts are
+// always conditional and atomic, whatever caps claims.
+func NewWith(caps backends.Capabilities) *Backend {
+	caps.Notes = append([]string(nil), caps.Notes...)
 	return &Backend{
+		caps:  caps,
 		nodes: map[string]*node{"": {dir: true, modTime: time.Now()}},
 		calls: map[string]int{},
 	}
@@ -57,7 +89,8 @@ func (b *Backend) FailWith(err error) {
 	b.fail = err
 }
 
-// Calls reports how often the named method (e.g. "Put") was called.
+// Calls reports how often the named method (e.g. "Put") was called;
+// ReadSized counts as "Read".
 func (b *Backend) Calls(method string) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -76,19 +109,40 @@ func (b *Backend) Content(p string) ([]byte, bool) {
 }
 
 func clean(p string) string {
-	p = strings.Trim(path.Clean("/"+p), "/")
-	return p
+	return strings.Trim(path.Clean("/"+p), "/")
 }
 
-func (b *Backend) begin(method string) error {
+// begin counts a call of method and says whether it may go on: not when
+// ctx has ended or the backend was told to fail. b.mu is held.
+func (b *Backend) begin(ctx context.Context, method string) error {
 	b.calls[method]++
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", strings.ToLower(method), err)
+	}
 	return b.fail
 }
 
+// beginWrite is begin for a call that changes the tree.
+func (b *Backend) beginWrite(ctx context.Context, method, p string) error {
+	if err := b.begin(ctx, method); err != nil {
+		return err
+	}
+	if b.caps.ReadOnly {
+		return fmt.Errorf("%s %s: %w", strings.ToLower(method), p, backends.ErrReadOnly)
+	}
+	return nil
+}
+
 func (b *Backend) entry(p string, n *node) backends.Entry {
-	e := backends.Entry{Name: path.Base(p), IsDir: n.dir, Size: int64(len(n.data)), ModTime: n.modTime, Version: n.version, Meta: n.meta}
+	e := backends.Entry{
+		Name: path.Base(p), IsDir: n.dir, Size: int64(len(n.data)), ModTime: n.modTime,
+		Version: n.version, LinkTarget: n.link, Meta: copyMeta(n.meta),
+	}
 	if p == "" {
 		e.Name = ""
+	}
+	if n.link != "" {
+		e.Size = int64(len(n.link))
 	}
 	if n.meta.MTime != nil {
 		e.ModTime = *n.meta.MTime
@@ -107,11 +161,17 @@ func (b *Backend) parentDir(p string) error {
 	return nil
 }
 
+// newVersion names a new content. b.mu is held.
+func (b *Backend) newVersion() string {
+	b.next++
+	return fmt.Sprintf("m%d", b.next)
+}
+
 // Stat implements backends.Backend.
 func (b *Backend) Stat(ctx context.Context, p string) (backends.Entry, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if err := b.begin("Stat"); err != nil {
+	if err := b.begin(ctx, "Stat"); err != nil {
 		return backends.Entry{}, err
 	}
 	p = clean(p)
@@ -126,7 +186,7 @@ func (b *Backend) Stat(ctx context.Context, p string) (backends.Entry, error) {
 func (b *Backend) List(ctx context.Context, p string) ([]backends.Entry, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if err := b.begin("List"); err != nil {
+	if err := b.begin(ctx, "List"); err != nil {
 		return nil, err
 	}
 	p = clean(p)
@@ -147,181 +207,64 @@ func (b *Backend) List(ctx context.Context, p string) ([]backends.Entry, error) 
 	return out, nil
 }
 
-// Read implements backends.Backend.
+// Read implements backends.Backend. The reader fails once ctx ends.
 func (b *Backend) Read(ctx context.Context, p string, off, length int64) (io.ReadCloser, error) {
+	return b.read(ctx, p, off, length, -1)
+}
+
+// ReadSized implements backends.SizedReader: a file of another size than
+// size fails with backends.ErrProtocol. Calls counts it as a "Read".
+func (b *Backend) ReadSized(ctx context.Context, p string, off, length, size int64) (io.ReadCloser, error) {
+	return b.read(ctx, p, off, length, size)
+}
+
+func (b *Backend) read(ctx context.Context, p string, off, length, size int64) (io.ReadCloser, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if err := b.begin("Read"); err != nil {
+	if err := b.begin(ctx, "Read"); err != nil {
 		return nil, err
 	}
-	n, ok := b.nodes[clean(p)]
-	if !ok {
+	p = clean(p)
+	n, ok := b.nodes[p]
+	switch {
+	case !ok:
 		return nil, fmt.Errorf("read %s: %w", p, backends.ErrNotFound)
-	}
-	if n.dir {
+	case n.dir:
 		return nil, fmt.Errorf("read %s: %w", p, backends.ErrIsDir)
+	case off < 0:
+		return nil, fmt.Errorf("read %s: negative offset %d", p, off)
+	case size >= 0 && size != int64(len(n.data)):
+		return nil, fmt.Errorf("read %s: %w: the file has %d bytes, not %d", p, backends.ErrProtocol, len(n.data), size)
 	}
-	data := n.data
-	if off > int64(len(data)) {
-		off = int64(len(data))
-	}
-	data = data[off:]
+	data := n.data[min(off, int64(len(n.data))):]
 	if length >= 0 && length < int64(len(data)) {
 		data = data[:length]
 	}
-	return io.NopCloser(bytes.NewReader(append([]byte(nil), data...))), nil
+	return io.NopCloser(ctxReader{ctx: ctx, r: bytes.NewReader(data)}), nil
 }
 
-// Put implements backends.Backend.
-func (b *Backend) Put(ctx context.Context, p string, r io.Reader, size int64, opts backends.PutOptions) (backends.Entry, error) {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return backends.Entry{}, fmt.Errorf("put %s: %w", p, err)
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if err := b.begin("Put"); err != nil {
-		return backends.Entry{}, err
-	}
-	p = clean(p)
-	if err := b.parentDir(p); err != nil {
-		return backends.Entry{}, fmt.Errorf("put %s: %w", p, err)
-	}
-	old, exists := b.nodes[p]
-	switch {
-	case exists && old.dir:
-		return backends.Entry{}, fmt.Errorf("put %s: %w", p, backends.ErrIsDir)
-	case exists && opts.IfNoneMatch:
-		return backends.Entry{}, fmt.Errorf("put %s: %w", p, backends.ErrPrecondition)
-	case opts.IfMatch != "" && (!exists || old.version != opts.IfMatch):
-		return backends.Entry{}, fmt.Errorf("put %s: %w", p, backends.ErrPrecondition)
-	}
-	b.next++
-	n := &node{data: data, modTime: time.Now(), version: strconv.Itoa(b.next), meta: opts.Meta}
-	b.nodes[p] = n
-	return b.entry(p, n), nil
+// ctxReader is r that fails once ctx has ended.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
 }
 
-// Mkdir implements backends.Backend.
-func (b *Backend) Mkdir(ctx context.Context, p string) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if err := b.begin("Mkdir"); err != nil {
-		return err
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
 	}
-	p = clean(p)
-	if _, ok := b.nodes[p]; ok {
-		return fmt.Errorf("mkdir %s: %w", p, backends.ErrExist)
-	}
-	if err := b.parentDir(p); err != nil {
-		return fmt.Errorf("mkdir %s: %w", p, err)
-	}
-	b.nodes[p] = &node{dir: true, modTime: time.Now()}
-	return nil
+	return c.r.Read(p)
 }
 
-// Remove implements backends.Backend.
-func (b *Backend) Remove(ctx context.Context, p string) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if err := b.begin("Remove"); err != nil {
-		return err
-	}
-	p = clean(p)
-	n, ok := b.nodes[p]
-	if !ok {
-		return fmt.Errorf("remove %s: %w", p, backends.ErrNotFound)
-	}
-	if n.dir {
-		for q := range b.nodes {
-			if strings.HasPrefix(q, p+"/") {
-				return fmt.Errorf("remove %s: %w", p, backends.ErrNotEmpty)
-			}
-		}
-	}
-	delete(b.nodes, p)
-	return nil
-}
-
-// Rename implements backends.Backend.
-func (b *Backend) Rename(ctx context.Context, from, to string, overwrite bool) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if err := b.begin("Rename"); err != nil {
-		return err
-	}
-	from, to = clean(from), clean(to)
-	src, ok := b.nodes[from]
-	if !ok {
-		return fmt.Errorf("rename %s: %w", from, backends.ErrNotFound)
-	}
-	if err := b.parentDir(to); err != nil {
-		return fmt.Errorf("rename to %s: %w", to, err)
-	}
-	if dst, ok := b.nodes[to]; ok {
-		if !overwrite {
-			return fmt.Errorf("rename to %s: %w", to, backends.ErrExist)
-		}
-		if dst.dir != src.dir {
-			if dst.dir {
-				return fmt.Errorf("rename to %s: %w", to, backends.ErrIsDir)
-			}
-			return fmt.Errorf("rename to %s: %w", to, backends.ErrNotDir)
-		}
-		for q := range b.nodes {
-			if strings.HasPrefix(q, to+"/") {
-				return fmt.Errorf("rename to %s: %w", to, backends.ErrNotEmpty)
-			}
-		}
-	}
-	moved := map[string]*node{}
-	for q, n := range b.nodes {
-		if q == from || strings.HasPrefix(q, from+"/") {
-			moved[to+q[len(from):]] = n
-			delete(b.nodes, q)
-		}
-	}
-	for q, n := range moved {
-		b.nodes[q] = n
-	}
-	return nil
-}
-
-// SetMeta implements backends.MetaSetter.
-func (b *Backend) SetMeta(ctx context.Context, p string, m backends.Meta, ifVersion string) (backends.Entry, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if err := b.begin("SetMeta"); err != nil {
-		return backends.Entry{}, err
-	}
-	p = clean(p)
-	n, ok := b.nodes[p]
-	if !ok {
-		return backends.Entry{}, fmt.Errorf("setmeta %s: %w", p, backends.ErrNotFound)
-	}
-	if ifVersion != "" && n.version != ifVersion {
-		return backends.Entry{}, fmt.Errorf("setmeta %s: %w", p, backends.ErrPrecondition)
-	}
-	n.meta.Merge(m)
-	return b.entry(p, n), nil
-}
-
-// Quota implements backends.QuotaReader.
-func (b *Backend) Quota(ctx context.Context) (backends.Quota, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var used int64
-	for _, n := range b.nodes {
-		used += int64(len(n.data))
-	}
-	return backends.Quota{Used: used, Available: 1 << 30}, nil
-}
-
-// Capabilities implements backends.Backend.
+// Capabilities implements backends.Backend: the capabilities it was made
+// with.
 func (b *Backend) Capabilities(ctx context.Context) (backends.Capabilities, error) {
-	all := backends.MetaField{Stored: true, OnPut: true}
-	return backends.Capabilities{MTime: all, Mode: all, Owner: all, Hash: all, Type: all,
-		ConditionalPut: true, AtomicPut: true, AtomicRename: true, Quota: true}, nil
+	if err := ctx.Err(); err != nil {
+		return backends.Capabilities{}, fmt.Errorf("capabilities: %w", err)
+	}
+	caps := b.caps
+	caps.Notes = append([]string(nil), caps.Notes...)
+	return caps, nil
 }
 
 // Close implements backends.Backend.
