@@ -4,6 +4,9 @@
 // A concrete backend lives in a subpackage (webdav, memory, …) and imports this
 // package for the interface; the table that maps a URL scheme to a constructor
 // lives above them, in cmd.
+//
+// The contract in full, the page a new backend is written from, and the
+// conformance suite every backend passes are package backendtest.
 package backends
 
 import (
@@ -97,6 +100,9 @@ type Capabilities struct {
 	Symlinks bool
 	// HardLinks: the backend implements Linker.
 	HardLinks bool
+	// Hashes: the backend implements Hasher and its server computes the
+	// SHA-256 of a file without sending it.
+	Hashes bool
 	// ConditionalPut: the server itself honours PutOptions.IfMatch and
 	// IfNoneMatch, atomically. Without it the backend checks the version
 	// just before the upload replaces the file, and a change made by another
@@ -252,6 +258,11 @@ type PutOptions struct {
 	// Meta is stored with the file as part of the upload where the backend
 	// can, otherwise right after it.
 	Meta Meta
+	// InPlace asks the backend to write over the file's content rather than
+	// replace the file: it has other names (hard links) that must see the
+	// new content. Readers may then see a partial file. A backend that
+	// always writes in place ignores it.
+	InPlace bool
 }
 
 // Quota is the space figures of a server, in bytes. Available < 0: unknown.

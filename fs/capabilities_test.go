@@ -266,10 +266,19 @@ func TestHardLinks(t *testing.T) {
 	if sa.Ino != sl.Ino || sa.Nlink != 2 {
 		t.Fatalf("inodes %d %d, nlink %d; want one inode with 2 links", sa.Ino, sl.Ino, sa.Nlink)
 	}
+	// A rewrite through one name reaches the other on the server too (the
+	// upload writes in place rather than replacing the file).
+	if err := os.WriteFile(a, []byte("rewritten"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	syncMount(t, mnt)
+	if got, ok := b.Content("l"); !ok || string(got) != "rewritten" {
+		t.Fatalf("server's l after rewriting a: %q %v", got, ok)
+	}
 	if err := os.Remove(a); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := os.ReadFile(l); err != nil || string(got) != "shared" {
+	if got, err := os.ReadFile(l); err != nil || string(got) != "rewritten" {
 		t.Fatalf("l after removing a: %q %v", got, err)
 	}
 	if err := unix.Stat(l, &sl); err != nil || sl.Nlink != 1 {

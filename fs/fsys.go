@@ -46,15 +46,25 @@ func (f *fsys) split(m backends.Meta) (onServer, local backends.Meta) {
 	return onServer, local
 }
 
+// nativeLink reports whether e is a symbolic link of a server that has
+// them.
+func (f *fsys) nativeLink(e backends.Entry) bool {
+	return f.caps.Symlinks && e.Meta.Type == "symlink"
+}
+
 // resolve completes an entry read from the server with what the local index
 // remembers for that version of it: the fields the server does not keep,
 // and the exact mtime where the server keeps a coarser one that agrees.
 func (f *fsys) resolve(p string, e backends.Entry) backends.Entry {
-	if f.store == nil || (f.caps.StoresAll() && f.caps.MTime.Precision == 0) {
+	if f.store == nil || (f.caps.StoresAll() && f.caps.MTime.Precision == 0 && !f.caps.Symlinks) {
 		return e
 	}
 	m, ok := f.store.Index.Get(p, e)
 	if !ok {
+		return e
+	}
+	if f.nativeLink(e) {
+		e.Meta.Merge(m)
 		return e
 	}
 	onServer, local := f.caps.Split(m)
@@ -77,6 +87,11 @@ func (f *fsys) storeMeta(ctx context.Context, p string, e backends.Entry, m back
 		return e, nil
 	}
 	onServer, local := f.split(m)
+	if f.nativeLink(e) {
+		// A server's link has the metadata of what it points to, or
+		// none of its own: the index keeps the link's.
+		onServer, local = backends.Meta{}, m
+	}
 	if ms, ok := f.be.(backends.MetaSetter); ok && !onServer.IsZero() {
 		cctx, cancel := f.call(ctx)
 		defer cancel()

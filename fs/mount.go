@@ -177,7 +177,7 @@ func describeCaps(c backends.Capabilities) string {
 	for _, b := range []struct {
 		name string
 		on   bool
-	}{{"symlinks", c.Symlinks}, {"hardlinks", c.HardLinks}, {"conditional_put", c.ConditionalPut},
+	}{{"symlinks", c.Symlinks}, {"hardlinks", c.HardLinks}, {"server_hashes", c.Hashes}, {"conditional_put", c.ConditionalPut},
 		{"atomic_put", c.AtomicPut}, {"atomic_rename", c.AtomicRename}, {"read_only", c.ReadOnly}, {"quota", c.Quota}} {
 		if b.on {
 			words = append(words, b.name)

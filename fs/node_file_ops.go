@@ -174,7 +174,10 @@ func (n *Node) uploadTo(ctx context.Context, p string) (string, error) {
 		}
 	}
 
-	opts := backends.PutOptions{Meta: meta, IfNoneMatch: local, IfMatch: st.base}
+	n.mu.Lock()
+	linked := n.links > 0
+	n.mu.Unlock()
+	opts := backends.PutOptions{Meta: meta, IfNoneMatch: local, IfMatch: st.base, InPlace: linked}
 	e, err := n.put(ctx, p, st, size, opts)
 	if errors.Is(err, errSentOther) {
 		// The server has exactly the staged bytes, under a hash that is

@@ -143,7 +143,10 @@ func (n *Node) sha256(ctx context.Context) (string, syscall.Errno) {
 		return e.Meta.SHA256, 0
 	}
 	p := n.path()
-	sum, err := n.hashContent(ctx)
+	sum, err := n.serverHash(ctx, p, e)
+	if sum == "" && err == nil {
+		sum, err = n.hashContent(ctx)
+	}
 	if err != nil {
 		return "", toErrno(err)
 	}
@@ -159,6 +162,28 @@ func (n *Node) sha256(ctx context.Context) (string, syscall.Errno) {
 	}
 	n.mu.Unlock()
 	return sum, 0
+}
+
+// serverHash asks a server that computes hashes for the one of version e
+// of the file at p: "" when it cannot, or when the file changed meanwhile
+// (then the content is read and hashed here).
+func (n *Node) serverHash(ctx context.Context, p string, e backends.Entry) (string, error) {
+	h, ok := n.fs.be.(backends.Hasher)
+	if !ok || !n.fs.caps.Hashes {
+		return "", nil
+	}
+	cctx, cancel := n.fs.call(ctx)
+	defer cancel()
+	sum, err := h.SHA256(cctx, p)
+	if err != nil {
+		n.fs.log.Debug("the server did not hash the file; reading it", "path", p, "err", err)
+		return "", nil
+	}
+	after, err := n.fs.be.Stat(cctx, p)
+	if err != nil || after.Version != e.Version {
+		return "", nil
+	}
+	return sum, nil
 }
 
 // hashContent reads the node's server version through the block cache and

@@ -38,7 +38,10 @@ type Status struct {
 	Quarantined   []string   `json:"quarantined"`
 	UploadedFiles int        `json:"uploaded_files"`
 	UploadedBytes int64      `json:"uploaded_bytes"`
-	raw           string     // the command's output, for messages
+	Cache         struct {
+		FetchedBytes int64 `json:"fetched_bytes"`
+	} `json:"cache"`
+	raw string // the command's output, for messages
 }
 
 // Transfer is one upload in progress in Status.

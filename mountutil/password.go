@@ -40,6 +40,9 @@ type PasswordLookup struct {
 	Getenv func(string) string
 	// Prompt asks for the password on a terminal; nil when there is none.
 	Prompt func(prompt string) (string, error)
+	// Optional: finding no password is no error (the source has other
+	// ways to authenticate, such as SSH keys).
+	Optional bool
 }
 
 // Resolve finds the password: CLOUDMOUNT_PASSWORD, the secrets file, netrc,
@@ -72,8 +75,8 @@ func (l PasswordLookup) Resolve() (Credentials, error) {
 			return c, err
 		}
 	}
-	if l.User == "" {
-		return Credentials{}, nil
+	if l.User == "" || (l.Optional && l.Prompt == nil) {
+		return Credentials{User: l.User}, nil
 	}
 	if l.Prompt != nil {
 		p, err := l.Prompt(fmt.Sprintf("Password for %s at %s: ", l.User, l.URL))

@@ -52,6 +52,11 @@ func (b *Backend) Put(ctx context.Context, p string, r io.Reader, size int64, op
 		meta = backends.Meta{Mode: old.meta.Mode, UID: old.meta.UID, GID: old.meta.GID}
 	}
 	meta.Merge(b.kept(opts.Meta))
+	if exists && opts.InPlace {
+		// Written over: every name of the node sees it.
+		old.data, old.modTime, old.version, old.meta = data, time.Now(), b.newVersion(), meta
+		return b.entry(p, old), nil
+	}
 	n := &node{data: data, modTime: time.Now(), version: b.newVersion(), meta: meta}
 	b.nodes[p] = n
 	return b.entry(p, n), nil

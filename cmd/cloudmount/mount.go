@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cloudmount/cloudmount/cache"
@@ -45,13 +46,28 @@ type mountConfig struct {
 	Verbose            bool          `json:"verbose,omitempty"`
 	Debug              bool          `json:"debug,omitempty"`
 	Foreground         bool          `json:"-"`
+	// SSH is what an SFTP source needs besides the password.
+	SSH sshSettings `json:"ssh,omitzero"`
+}
+
+// sshSettings are the options of an SFTP mount, resolved.
+type sshSettings struct {
+	Identities       []string `json:"identities,omitempty"` // absolute key files
+	KnownHosts       string   `json:"known_hosts,omitempty"`
+	AcceptNewHostKey bool     `json:"accept_new_host_key,omitempty"`
+	Config           string   `json:"config,omitempty"`       // ssh_config file, "none", or "" (the default)
+	Home             string   `json:"home,omitempty"`         // for ~/.ssh
+	AgentSocket      string   `json:"agent_socket,omitempty"` // SSH_AUTH_SOCK
 }
 
 // LogValue logs the settings without the password.
 func (c *mountConfig) LogValue() slog.Value {
 	auth := "none"
-	if c.User != "" {
+	switch {
+	case c.Password != "":
 		auth = "password from " + c.PasswordFrom
+	case strings.HasPrefix(c.Source, "sftp:"):
+		auth = "ssh keys or agent"
 	}
 	return slog.GroupValue(
 		slog.String("source", c.Source), slog.String("user", c.User), slog.String("auth", auth),
@@ -138,13 +154,27 @@ func resolveMount(f *mountFlags) (*mountConfig, error) {
 			return nil, fmt.Errorf("--ca-file: %w", err)
 		}
 	}
-	creds, err := mountutil.PasswordLookup{
+	lookup := mountutil.PasswordLookup{
 		URL: cfg.Source, User: user,
 		SecretsFile: f.secretsFile, NetrcFile: mountutil.DefaultNetrcFile(),
 		Prompt: mountutil.TerminalPrompt(),
-	}.Resolve()
+	}
+	if src.Kind.name == "sftp" {
+		if err := resolveSSH(f, cfg); err != nil {
+			return nil, err
+		}
+		// Keys and the agent come first; a password is optional, from
+		// the environment or the secrets file.
+		lookup.NetrcFile, lookup.Prompt, lookup.Optional = "", nil, true
+	} else if len(f.identities) > 0 || f.knownHosts != "" || f.acceptNewHostKey || f.sshConfig != "" {
+		return nil, usageErrorf("--identity, --known-hosts, --accept-new-host-key and --ssh-config are for sftp sources")
+	}
+	creds, err := lookup.Resolve()
 	if err != nil {
 		return nil, err
+	}
+	if creds.User == "" {
+		creds.User = user
 	}
 	cfg.User, cfg.Password, cfg.PasswordFrom = creds.User, creds.Password, creds.From
 	cfg.FSName = fsName(src.URL, cfg.User)
@@ -205,4 +235,51 @@ func runForeground(cfg *mountConfig, stderr io.Writer) error {
 	log := newLogger(w, cfg.Verbose)
 	slog.SetDefault(log)
 	return serveMount(cfg, log, func() {})
+}
+
+// resolveSSH fills cfg.SSH from the flags: absolute file names, the home
+// directory for ~/.ssh, the agent's socket.
+func resolveSSH(f *mountFlags, cfg *mountConfig) error {
+	home, err := mountutil.Home()
+	if err != nil {
+		return fmt.Errorf("home directory (for ~/.ssh): %w", err)
+	}
+	cfg.SSH = sshSettings{Home: home, AcceptNewHostKey: f.acceptNewHostKey, AgentSocket: os.Getenv("SSH_AUTH_SOCK")}
+	abs := func(name, v string) (string, error) {
+		if v == "" || v == "none" {
+			return v, nil
+		}
+		if strings.HasPrefix(v, "~/") {
+			v = filepath.Join(home, v[2:])
+		}
+		a, err := filepath.Abs(v)
+		if err != nil {
+			return "", err
+		}
+		if _, err := os.Stat(a); err != nil {
+			return "", fmt.Errorf("%s: %w", name, err)
+		}
+		return a, nil
+	}
+	for _, id := range f.identities {
+		a, err := abs("--identity", id)
+		if err != nil {
+			return err
+		}
+		cfg.SSH.Identities = append(cfg.SSH.Identities, a)
+	}
+	if cfg.SSH.Config, err = abs("--ssh-config", f.sshConfig); err != nil {
+		return err
+	}
+	if f.knownHosts != "" {
+		// It may not exist yet: --accept-new-host-key creates it.
+		v := f.knownHosts
+		if strings.HasPrefix(v, "~/") {
+			v = filepath.Join(home, v[2:])
+		}
+		if cfg.SSH.KnownHosts, err = filepath.Abs(v); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -40,6 +40,10 @@ type mountFlags struct {
 	verbose            bool
 	debug              bool
 	nonempty           bool
+	identities         []string
+	knownHosts         string
+	acceptNewHostKey   bool
+	sshConfig          string
 	options            []string
 	help               bool
 
@@ -92,6 +96,10 @@ func newMountFlagSet(f *mountFlags) *pflag.FlagSet {
 	flags.BoolVarP(&f.verbose, "verbose", "v", false, "log more (debug level)")
 	flags.BoolVar(&f.debug, "debug", false, "log every FUSE request")
 	flags.BoolVar(&f.nonempty, "nonempty", false, "allow mounting over a non-empty directory")
+	flags.StringArrayVar(&f.identities, "identity", nil, "sftp: private key `FILE` to try first (-o identity=FILE; repeatable)")
+	flags.StringVar(&f.knownHosts, "known-hosts", "", "sftp: trusted host keys `FILE` (default ~/.ssh/known_hosts)")
+	flags.BoolVar(&f.acceptNewHostKey, "accept-new-host-key", false, "sftp: add the key of a host not yet in known_hosts (never a changed key)")
+	flags.StringVar(&f.sshConfig, "ssh-config", "", "sftp: OpenSSH client config `FILE` (default ~/.ssh/config; none: no config)")
 	flags.StringArrayVarP(&f.options, "options", "o", nil, "mount options: any flag above as `OPT[,OPT...]` (name or name=value), plus fstab's")
 	flags.BoolVarP(&f.help, "help", "h", false, "show this help")
 	return flags

@@ -24,13 +24,14 @@ type backendKind struct {
 }
 
 // sourceSchemes maps the URL scheme of SOURCE to its backend. This is the one
-// list of backends (package backends does not know them); sftp:// and
-// tahoe: go here when they exist.
+// list of backends (package backends does not know them); tahoe: goes here
+// when it exists.
 var sourceSchemes = map[string]backendKind{
 	"https": {name: "webdav", scheme: "https", open: openWebDAV},
 	"http":  {name: "webdav", scheme: "http", open: openWebDAV},
 	"davs":  {name: "webdav", scheme: "https", open: openWebDAV},
 	"dav":   {name: "webdav", scheme: "http", open: openWebDAV},
+	"sftp":  sftpKind,
 }
 
 // source is a parsed SOURCE argument.
@@ -57,6 +58,9 @@ func supportedSchemes() string {
 // parseSource parses SOURCE. Errors never repeat the argument, which might
 // hold a password.
 func parseSource(raw string) (source, error) {
+	if s, ok, err := parseSFTPSource(raw); ok || err != nil {
+		return s, err
+	}
 	u, err := url.Parse(raw)
 	var ue *url.Error
 	switch {
@@ -66,7 +70,7 @@ func parseSource(raw string) (source, error) {
 		// The details could quote a password.
 		return source{}, fmt.Errorf("SOURCE is not a valid URL; cloudmount mounts %s URLs", supportedSchemes())
 	case u.Scheme == "":
-		return source{}, fmt.Errorf("SOURCE must be a URL such as https://host/path/; cloudmount mounts %s URLs", supportedSchemes())
+		return source{}, fmt.Errorf("SOURCE must be a URL such as https://host/path/ or an SSH location such as user@host:path; cloudmount mounts %s URLs", supportedSchemes())
 	}
 	if _, ok := u.User.Password(); ok {
 		return source{}, errors.New("do not put passwords in the URL; use the secrets file (" + secretsHint + ")")
