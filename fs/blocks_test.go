@@ -203,7 +203,7 @@ func TestReadWithoutVersion(t *testing.T) {
 	}
 }
 
-// noVersion is a server without ETags.
+// noVersion is a backend that breaks its contract: files without a Version.
 type noVersion struct{ *memory.Backend }
 
 func (b *noVersion) Stat(ctx context.Context, p string) (backends.Entry, error) {

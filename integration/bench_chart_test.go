@@ -26,9 +26,11 @@ var chartStyle = map[string]struct {
 }{
 	"cloudmount-apache": {"cloudmount · Apache", color.RGBA{0x1f, 0x4e, 0x9d, 0xff}},
 	"cloudmount-rclone": {"cloudmount · rclone", color.RGBA{0x5b, 0x8f, 0xd6, 0xff}},
+	"cloudmount-sftp":   {"cloudmount · sshd", color.RGBA{0x1b, 0x9a, 0xaa, 0xff}},
 	"davfs2":            {"davfs2", color.RGBA{0xd9, 0x5f, 0x02, 0xff}},
 	"rclone-full":       {"rclone mount full", color.RGBA{0xc0, 0x2a, 0x6e, 0xff}},
 	"rclone-writes":     {"rclone mount writes", color.RGBA{0xe8, 0x8a, 0xb4, 0xff}},
+	"rclone-sftp":       {"rclone mount · sshd", color.RGBA{0x7b, 0x3f, 0x9e, 0xff}},
 	"sshfs":             {"sshfs", color.RGBA{0x8c, 0x6d, 0x1f, 0xff}},
 	"local":             {"local disk", color.RGBA{0x44, 0x44, 0x44, 0xff}},
 	"curl-apache":       {"curl · Apache", color.RGBA{0x80, 0x80, 0x80, 0xff}},

@@ -173,34 +173,98 @@ func rcloneMountSystem(mode string, srv *Server, srvErr error) *benchSystem {
 			}
 			obscured = strings.TrimSpace(string(out))
 		}
-		base := t.TempDir()
-		fresh := cache == ""
-		if fresh {
-			cache = filepath.Join(base, "cache")
-		}
-		mnt := filepath.Join(base, "mnt")
-		if err := os.Mkdir(mnt, 0o755); err != nil {
-			return nil, err
-		}
-		logFile := filepath.Join(base, "rclone.log")
-		cmd := exec.Command("rclone", "mount", "bench:", mnt, "--config", "/dev/null",
-			"--vfs-cache-mode", mode, "--cache-dir", cache, "--log-file", logFile)
-		cmd.Env = []string{
-			"PATH=" + os.Getenv("PATH"), "HOME=" + base, "LANG=C",
-			"RCLONE_CONFIG_BENCH_TYPE=webdav",
-			"RCLONE_CONFIG_BENCH_URL=" + srv.URL,
-			"RCLONE_CONFIG_BENCH_VENDOR=other",
-			"RCLONE_CONFIG_BENCH_USER=" + srv.User,
-			"RCLONE_CONFIG_BENCH_PASS=" + obscured,
-		}
-		m, err := mountForeground(t, "rclone mount", cmd, mnt, logFile)
-		if err != nil {
-			return nil, err
-		}
-		m.CacheDir, m.freshCache = cache, fresh
-		return m, nil
+		return mountRclone(t, mode, "bench:", cache, func(string) (string, []string, error) {
+			return "/dev/null", []string{
+				"RCLONE_CONFIG_BENCH_TYPE=webdav",
+				"RCLONE_CONFIG_BENCH_URL=" + srv.URL,
+				"RCLONE_CONFIG_BENCH_VENDOR=other",
+				"RCLONE_CONFIG_BENCH_USER=" + srv.User,
+				"RCLONE_CONFIG_BENCH_PASS=" + obscured,
+			}, nil
+		})
 	}
 	return s
+}
+
+// rcloneSFTPConf is the rclone config of rclone-sftp: an sftp remote with
+// the harness's key and a known_hosts file that trusts the sshd; all else
+// is rclone's default.
+const rcloneSFTPConf = `[bench]
+type = sftp
+host = 127.0.0.1
+port = %d
+user = %s
+key_file = %s
+known_hosts_file = %s
+`
+
+// rcloneSFTPSystem is rclone mount with --vfs-cache-mode writes (as
+// rclone-writes) on the benchmark's sshd, through an sftp remote in a
+// config file of its own.
+func rcloneSFTPSystem(sshd *sshServer, sshdErr error) *benchSystem {
+	const mode = "writes"
+	s := &benchSystem{
+		ID: "rclone-sftp", Label: "rclone mount " + mode, Role: rolePeer, Server: serverLabel("sshd"), kind: kindMount, ssh: sshd,
+		Command: "rclone mount bench:DIR MNT --config FILE --vfs-cache-mode " + mode + " --cache-dir DIR, FILE: `[bench]` `type = sftp`, " +
+			"`host`, `port`, `user`, `key_file`, `known_hosts_file` (a file of its own that trusts the sshd); " +
+			"defaults otherwise (--vfs-write-back 5s, --transfers 4; rclone < 1.63 writes the server's file in place); unmount: fusermount3 -u",
+		unmountDropsUploads: true,
+		serverKeepsMtimes:   true,
+	}
+	if sshdErr == nil {
+		sshdErr = lookTools("rclone", "fusermount3")
+	}
+	if sshdErr != nil {
+		s.Unavailable = sshdErr.Error()
+		return s
+	}
+	if sshd == nil {
+		return s
+	}
+	s.dir = sshd.Dir
+	s.mount = func(t *testing.T, cache string) (*benchMount, error) {
+		return mountRclone(t, mode, "bench:"+sshd.Dir, cache, func(base string) (string, []string, error) {
+			conf := filepath.Join(base, "rclone.conf")
+			kh := filepath.Join(base, "known_hosts")
+			if err := writeKnownHosts(kh, sshd.HostKey, sshd.Port); err != nil {
+				return "", nil, err
+			}
+			text := fmt.Sprintf(rcloneSFTPConf, sshd.Port, sshd.User, sshd.ClientKey, kh)
+			return conf, nil, os.WriteFile(conf, []byte(text), 0o600)
+		})
+	}
+	return s
+}
+
+// mountRclone runs rclone mount REMOTE MNT with --vfs-cache-mode mode and
+// the cache directory cache (a fresh one when ""), in the foreground, with
+// nothing of the machine's rclone or ssh setup: HOME is a fresh directory,
+// and config returns the --config file and the environment (RCLONE_CONFIG_*)
+// that define the remote, given that directory.
+func mountRclone(t *testing.T, mode, remote, cache string, config func(base string) (string, []string, error)) (*benchMount, error) {
+	base := t.TempDir()
+	fresh := cache == ""
+	if fresh {
+		cache = filepath.Join(base, "cache")
+	}
+	mnt := filepath.Join(base, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		return nil, err
+	}
+	conf, env, err := config(base)
+	if err != nil {
+		return nil, err
+	}
+	logFile := filepath.Join(base, "rclone.log")
+	cmd := exec.Command("rclone", "mount", remote, mnt, "--config", conf,
+		"--vfs-cache-mode", mode, "--cache-dir", cache, "--log-file", logFile)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + base, "LANG=C"}, env...)
+	m, err := mountForeground(t, "rclone mount", cmd, mnt, logFile)
+	if err != nil {
+		return nil, err
+	}
+	m.CacheDir, m.freshCache = cache, fresh
+	return m, nil
 }
 
 // sshfsSystem is sshfs with default options on the benchmark's sshd.

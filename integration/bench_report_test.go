@@ -89,33 +89,10 @@ func writeBenchReport(res *benchResults, name string) error {
 			res.Machine.Cores, res.Machine.LoadStart, res.Machine.LoadEnd)
 	}
 
-	cms := []string{}
-	for _, s := range res.Systems {
-		if s.Role == string(roleCloudmount) {
-			cms = append(cms, s.ID)
-		}
+	w("## Targets\n\n")
+	for _, set := range benchTargetSets {
+		res.writeTargets(&b, set)
 	}
-	w("## Targets (issue 5)\n\n")
-	w("| target |")
-	for _, id := range cms {
-		s, _ := res.system(id)
-		w(" %s |", strings.ReplaceAll(columnHeader(s), "<br>", " on "))
-	}
-	w("\n|---|")
-	for range cms {
-		w("---|")
-	}
-	w("\n")
-	for _, tg := range benchTargets {
-		w("| %s |", tg.Text)
-		for _, id := range cms {
-			r := tg.evaluate(res, id)
-			w(" %s: %s |", statusMark(r.Status), r.Detail)
-		}
-		w("\n")
-	}
-	w("\nThe reference is the limit measured on the same server in the same run: curl against Apache for cloudmount on Apache, ")
-	w("curl against rclone serve for cloudmount on rclone serve.\n\n")
 
 	w("## Analysis\n\n%s\n%s\n%s\n\n", analysisBegin, analysis, analysisEnd)
 
@@ -125,8 +102,19 @@ func writeBenchReport(res *benchResults, name string) error {
 	if s, ok := res.system("cloudmount-apache"); ok && s.Unavailable == "" {
 		w("\n## cloudmount on Apache relative to each system\n\n")
 		w("cloudmount's median divided by the other's (for file counts: cloudmount's count / the other's). ")
-		w("davfs2 and rclone mount use the same Apache server; sshfs and sftp/scp use OpenSSH, so their ratios compare protocols as well as clients.\n\n")
-		res.writeRatios(&b, "cloudmount-apache")
+		w("davfs2 and rclone mount full and writes use the same Apache server; sshfs, rclone mount on sshd and sftp/scp use OpenSSH, so their ratios compare protocols as well as clients.\n\n")
+		res.writeRatios(&b, "cloudmount-apache", func(o benchSystemInfo) bool {
+			// curl against another server is no reference for this one.
+			return o.Label != "curl" || o.Server == s.Server
+		})
+	}
+	if s, ok := res.system("cloudmount-sftp"); ok && s.Unavailable == "" {
+		w("\n## cloudmount on sshd relative to each system\n\n")
+		w("cloudmount's median divided by the other's (for file counts: cloudmount's count / the other's), ")
+		w("for the systems on the same OpenSSH sshd and local disk.\n\n")
+		res.writeRatios(&b, "cloudmount-sftp", func(o benchSystemInfo) bool {
+			return o.Server == s.Server || o.ID == "local"
+		})
 	}
 
 	w("\n## Daemon peak RSS and CPU\n\n")
@@ -168,13 +156,45 @@ func (res *benchResults) writeMedians(b *strings.Builder) {
 	fmt.Fprint(b, "n/a: the system could not be run here (see Systems). failed: see Problems.\n")
 }
 
-func (res *benchResults) writeRatios(b *strings.Builder, cm string) {
-	self, _ := res.system(cm)
+// writeTargets writes the table of one set of targets, with a column for
+// each of its cloudmount systems that the run has.
+func (res *benchResults) writeTargets(b *strings.Builder, set benchTargetSet) {
+	var cms []benchSystemInfo
+	for _, id := range set.Systems {
+		if s, ok := res.system(id); ok {
+			cms = append(cms, s)
+		}
+	}
+	if len(cms) == 0 {
+		return
+	}
+	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	w("### %s\n\n| target |", set.Title)
+	for _, s := range cms {
+		w(" %s |", strings.ReplaceAll(columnHeader(s), "<br>", " on "))
+	}
+	w("\n|---|")
+	for range cms {
+		w("---|")
+	}
+	w("\n")
+	for _, tg := range set.Targets {
+		w("| %s |", tg.Text)
+		for _, s := range cms {
+			r := tg.evaluate(res, s.ID)
+			w(" %s: %s |", statusMark(r.Status), r.Detail)
+		}
+		w("\n")
+	}
+	w("\n%s\n\n", set.Reference)
+}
+
+// writeRatios writes cloudmount cm's medians divided by those of the
+// other systems that keep accepts and that ran.
+func (res *benchResults) writeRatios(b *strings.Builder, cm string, keep func(benchSystemInfo) bool) {
 	var others []benchSystemInfo
 	for _, s := range res.Systems {
-		// curl against another server is no reference for this one.
-		otherCurl := s.Label == "curl" && s.Server != self.Server
-		if s.Role != string(roleCloudmount) && !otherCurl && s.Unavailable == "" && len(res.Samples[s.ID]) > 0 {
+		if s.Role != string(roleCloudmount) && keep(s) && s.Unavailable == "" && len(res.Samples[s.ID]) > 0 {
 			others = append(others, s)
 		}
 	}
@@ -255,7 +275,8 @@ func (res *benchResults) writeSystems(b *strings.Builder) {
 	fmt.Fprint(b, "\nServers, all on 127.0.0.1 with a configuration of their own in a temporary directory (nothing from /etc): ")
 	fmt.Fprint(b, "Apache httpd 2.4 with mod_dav_fs and basic auth, and `rclone serve webdav` with an htpasswd file, both started by the integration harness ")
 	fmt.Fprint(b, "(`integration/harness_apache_test.go`, `harness_rclone_test.go`); OpenSSH `sshd -D -f CONFIG` with its own host key, ")
-	fmt.Fprint(b, "authorized_keys and `Subsystem sftp /usr/lib/openssh/sftp-server`, started by `integration/bench_sshd_test.go`; ")
+	fmt.Fprint(b, "authorized_keys and `Subsystem sftp /usr/lib/openssh/sftp-server`, started by `integration/bench_sshd_test.go` ")
+	fmt.Fprint(b, "(`harness_sshd_test.go`), serves cloudmount on sshd, rclone mount on sshd, sshfs and sftp/scp, all logging in with the same key as the user running the benchmark; ")
 	fmt.Fprint(b, "the clients trust its host key through a known_hosts file of their own. Passwords reach the clients through files or stdin, never argv.\n\n")
 	fmt.Fprint(b, "**Tahoe-LAFS** (its SFTP frontend under sshfs) is not measured: cloudmount has no Tahoe backend yet, so there is nothing to compare it with.\n")
 }
@@ -267,7 +288,8 @@ func (res *benchResults) writeWorkloads(b *strings.Builder) {
 	fx("Every cold measurement starts from a new mount with an empty cache directory after `sync; echo 3 > /proc/sys/vm/drop_caches` ")
 	fx("(which also empties the servers' page cache). Times are taken in Go around the system calls or the commands (no hyperfine: ")
 	fx("the runs are interleaved across systems and some end only when the server's directory on disk is complete, which the benchmark polls).\n\n")
-	fx("1. **Write**: `open(O_CREAT|O_TRUNC)`, %s in 1 MiB `write`s, `close`; the time until `close` returns, and until the server's file on disk has all %d bytes (polled every 20 ms). curl: `curl -T FILE URL`; sftp: `scp FILE bench:PATH`.\n", sizeLabel(sz.BigFile), sz.BigFile)
+	fx("1. **Write**: `open(O_CREAT|O_TRUNC)`, %s in 1 MiB `write`s, `close`; the time until `close` returns, and until the server's file on disk has all %d bytes (polled every 20 ms). curl: `curl -T FILE URL`; sftp: `scp FILE bench:PATH`. ", sizeLabel(sz.BigFile), sz.BigFile)
+	fx("On sshd, cloudmount uploads to a temporary name and renames it, while sshfs and rclone mount (before 1.63) write the server's file in place: for them \"on the server\" is when the file has its full size, here and in workload 3.\n")
 	fx("2. **Read** of a %s file put on the server's disk beforehand: cold, then warm on the same mount, in 1 MiB `read`s. curl: `curl -o /dev/null URL`; sftp: `scp bench:PATH /dev/null`.\n", sizeLabel(sz.BigFile))
 	fx("3. **Small files**: `tar --no-same-owner -xf small.tar -C MNT/DIR` of %d files of %d bytes in %d directories; the time until tar exits, and until the server's disk has every file at full size (polled every 100 ms). ", sz.SmallFiles, sz.SmallSize, sz.SmallDirs)
 	fx("curl: one `curl -K` with MKCOL for the directories then one PUT per file, in series on one connection (\"serial curl\"); sftp: one `sftp -b` session with `mkdir` and `put` per file.\n")
@@ -275,7 +297,7 @@ func (res *benchResults) writeWorkloads(b *strings.Builder) {
 	fx("curl: the PROPFINDs (Depth 1, the properties `ls -l` needs) of the %d directories in series; sftp: `ls -l` of each directory in one session.\n", sz.ListDirs+1)
 	fx("5. **rsync backup** of a tree of %d files (%s: 10%% empty, most under 8 KiB, a few MiB-sized; names with spaces and non-ASCII letters; modes 0600/0644/0755; mtimes in the past): ", sz.TreeFiles, sizeLabel(sz.TreeBytes))
 	fx("`rsync -a --stats SRC/ MNT/DIR/` into a new directory (first run; then polled until the server has every file), again (second run), after `touch` of every source file, and after unmount and mount with the same cache directory. ")
-	fx("\"files transferred\" is rsync's \"Number of regular files transferred\". rclone mount drops queued uploads at unmount (rclone#7309), so before its remount the benchmark waits until the server has every re-sent file. ")
+	fx("\"files transferred\" is rsync's \"Number of regular files transferred\". rclone mount drops queued uploads at unmount (rclone#7309), so before its remount the benchmark waits until the server has every re-sent file (on sshd, which keeps mtimes: with its source's mtime). ")
 	fx("sftp: `rsync -a -e 'ssh -F CONFIG' SRC/ bench:DIR/` (rsync's own protocol over ssh, the reference for rsync onto sshfs); its \"after remount\" run is just a fourth run. Local disk: the same runs into a local directory.\n")
 	fx("6. **Daemon peak RSS and CPU** in each workload (above).\n")
 }

@@ -45,7 +45,7 @@ func benchRsync(r *benchRun) error {
 	// waitServer waits until the server's disk has the whole tree.
 	waitServer := func(start time.Time) (time.Duration, error) {
 		d, err := waitUntil(start, serverTimeoutBench, 200*time.Millisecond, func() (bool, error) {
-			err := treeOnServer(fx.treeDir, onServer)
+			err := treeOnServer(fx.treeDir, onServer, false)
 			return err == nil, err
 		})
 		if err != nil {
@@ -77,7 +77,7 @@ func benchRsync(r *benchRun) error {
 	if r.sys.unmountDropsUploads {
 		// rclone mount would drop the queued uploads at unmount: wait
 		// until it has uploaded what the last run gave it.
-		if err := waitQuiet(onServer, fx.treeDir, rcloneWriteBack+time.Second); err != nil {
+		if err := waitQuiet(onServer, fx.treeDir, rcloneWriteBack+time.Second, r.sys.serverKeepsMtimes); err != nil {
 			return err
 		}
 	}
@@ -152,8 +152,8 @@ func touchTree(root string, t time.Time) error {
 }
 
 // treeOnServer checks that dst on the server's disk has every regular file
-// of src with its size.
-func treeOnServer(src, dst string) error {
+// of src with its size and, with mtimes, its mtime to the second.
+func treeOnServer(src, dst string, mtimes bool) error {
 	missing, total := 0, 0
 	var first string
 	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
@@ -167,7 +167,7 @@ func treeOnServer(src, dst string) error {
 			return err
 		}
 		got, err := os.Stat(filepath.Join(dst, rel))
-		if err != nil || got.Size() != want.Size() {
+		if err != nil || got.Size() != want.Size() || mtimes && got.ModTime().Unix() != want.ModTime().Unix() {
 			missing++
 			if first == "" {
 				first = rel
@@ -189,14 +189,17 @@ const rcloneWriteBack = 5 * time.Second
 
 // waitQuiet waits at least minWait, then until the server's copy dst has
 // every file of src and has not changed (names, sizes, mtimes) for two
-// seconds: the uploads queued by a write-back mount are done.
-func waitQuiet(dst, src string, minWait time.Duration) error {
+// seconds: the uploads queued by a write-back mount are done. With mtimes
+// (a server that keeps the mtimes the mount sets), every file must also
+// have its source's mtime: after a touch the sizes match already, and a
+// slow queue of uploads can leave the copy unchanged for two seconds.
+func waitQuiet(dst, src string, minWait time.Duration, mtimes bool) error {
 	time.Sleep(minWait)
 	deadline := time.Now().Add(serverTimeoutBench)
 	last, stable := "", 0
 	for {
 		sig, err := treeSignature(dst)
-		if err == nil && sig == last && treeOnServer(src, dst) == nil {
+		if err == nil && sig == last && treeOnServer(src, dst, mtimes) == nil {
 			stable++
 			if stable >= 4 {
 				return nil

@@ -13,16 +13,17 @@ import (
 )
 
 // sshServer is the OpenSSH sshd of the benchmark (harness_sshd_test.go
-// starts it), for sshfs and sftp, with the directory they use.
+// starts it), for cloudmount-sftp, rclone-sftp, sshfs and sftp, with the
+// directory they use.
 type sshServer struct {
 	*SSHD
-	// Dir is the directory on disk that sshfs mounts and sftp writes to.
+	// Dir is the directory on disk that the mounts mount and sftp writes to.
 	Dir string
 	// Host is the Host alias of ClientConfig ("bench").
 	Host string
 
 	// mux is the ControlPath of a master connection that the direct
-	// clients (sftp, scp, rsync -e ssh) share; sshfs makes its own.
+	// clients (sftp, scp, rsync -e ssh) share; the mounts make their own.
 	mux string
 }
 

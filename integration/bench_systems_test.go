@@ -65,8 +65,11 @@ type benchSystem struct {
 	// (rclone mount, rclone#7309), so the workloads wait until the server
 	// has everything before they unmount.
 	unmountDropsUploads bool
-	web                 *Server
-	ssh                 *sshServer
+	// serverKeepsMtimes: the server keeps the mtimes the mount sets
+	// (SFTP), so a file whose upload is done has its source's mtime.
+	serverKeepsMtimes bool
+	web               *Server
+	ssh               *sshServer
 }
 
 // benchEnv is everything a workload needs: the systems and the local fixtures.
@@ -231,7 +234,7 @@ func benchSystemList(t *testing.T, env *benchEnv) []*benchSystem {
 			placeServerFixtures(t, env.fx, rclone.Dir, rclone.uid, rclone.gid)
 		}
 	}
-	if want("sshfs", "sftp") {
+	if want("cloudmount-sftp", "rclone-sftp", "sshfs", "sftp") {
 		if sshd, sshdErr = startSSHD(t); sshdErr == nil {
 			placeServerFixtures(t, env.fx, sshd.Dir, os.Getuid(), os.Getgid())
 		}
@@ -240,9 +243,11 @@ func benchSystemList(t *testing.T, env *benchEnv) []*benchSystem {
 	systems := []*benchSystem{
 		cloudmountSystem("cloudmount-apache", apache, apacheErr),
 		cloudmountSystem("cloudmount-rclone", rclone, rcloneErr),
+		cloudmountSFTPSystem(sshd, sshdErr),
 		davfsSystem(apache, apacheErr),
 		rcloneMountSystem("full", apache, apacheErr),
 		rcloneMountSystem("writes", apache, apacheErr),
+		rcloneSFTPSystem(sshd, sshdErr),
 		sshfsSystem(sshd, sshdErr),
 		localSystem(env.fx),
 		curlSystem("curl-apache", apache, apacheErr),
@@ -280,6 +285,8 @@ func serverLabel(kind string) string {
 		return "Apache mod_dav"
 	case "rclone":
 		return "rclone serve webdav"
+	case "sshd":
+		return "OpenSSH sshd"
 	}
 	return kind
 }
@@ -316,7 +323,14 @@ func mountCloudmount(t *testing.T, srv *Server, cache string) (*benchMount, erro
 		}
 		return nil, fmt.Errorf("%v\n%s", err, out)
 	}
-	bm := &benchMount{Dir: m.Dir, CacheDir: m.CacheDir, freshCache: cache == ""}
+	return cloudmountBenchMount(m, cache == ""), nil
+}
+
+// cloudmountBenchMount is a harness mount (-f) as the benchmark drives it:
+// the daemon is the harness's child; unmount is `cloudmount unmount`, then
+// waiting until the daemon has exited.
+func cloudmountBenchMount(m *Mount, freshCache bool) *benchMount {
+	bm := &benchMount{Dir: m.Dir, CacheDir: m.CacheDir, freshCache: freshCache}
 	bm.daemon = func() int {
 		if m.daemonAlive() {
 			return m.PID()
@@ -337,7 +351,52 @@ func mountCloudmount(t *testing.T, srv *Server, cache string) (*benchMount, erro
 		}
 		return nil
 	}
-	return bm, nil
+	return bm
+}
+
+// cloudmountSFTPSystem is cloudmount with default options on the
+// benchmark's sshd, the server of sshfs, rclone mount on sftp and the
+// sftp/scp limit.
+func cloudmountSFTPSystem(sshd *sshServer, sshdErr error) *benchSystem {
+	s := &benchSystem{
+		ID: "cloudmount-sftp", Label: "cloudmount", Role: roleCloudmount, Server: serverLabel("sshd"), kind: kindMount, ssh: sshd,
+		Command: "cloudmount mount sftp://USER@127.0.0.1:PORT/DIR MNT --identity KEY --known-hosts FILE --ssh-config none --cache-dir DIR -f   " +
+			"(default options, no ssh-agent, an empty HOME; a fresh cache directory for every cold mount)",
+	}
+	if sshdErr == nil {
+		sshdErr = lookTools("fusermount3")
+	}
+	switch {
+	case sshdErr != nil:
+		s.Unavailable = sshdErr.Error()
+		return s
+	case sshd == nil:
+		return s
+	}
+	s.dir = sshd.Dir
+	s.mount = func(t *testing.T, cache string) (*benchMount, error) {
+		return mountCloudmountSFTP(t, sshd, cache)
+	}
+	return s
+}
+
+// mountCloudmountSFTP mounts the sshd's directory as the SFTP tests do
+// (tryMountSFTP: the harness's key, a known_hosts file of its own,
+// --ssh-config none, no agent, an empty HOME), in the foreground, with the
+// default log level (--verbose=false after the harness's -v).
+func mountCloudmountSFTP(t *testing.T, sshd *sshServer, cache string) (*benchMount, error) {
+	e := &sftpEnv{SSHD: sshd.SSHD, User: LocalUser{Name: sshd.User, UID: os.Getuid(), GID: os.Getgid()}}
+	srv := &Server{Kind: "sftp", User: sshd.User, Dir: sshd.Dir, ErrorLog: sshd.Log, AccessLog: sshd.Log,
+		uid: os.Getuid(), gid: os.Getgid()}
+	srv.URL = e.sourceURL(srv, sshd.Port)
+	m, out, err := tryMountSFTP(t, e, srv, sftpMountOptions{Foreground: true, CacheDir: cache, Args: []string{"--verbose=false"}})
+	if err != nil {
+		if m != nil {
+			out += "\n" + tailFile(m.LogFile, 20)
+		}
+		return nil, fmt.Errorf("%v\n%s", err, out)
+	}
+	return cloudmountBenchMount(m, cache == ""), nil
 }
 
 // localSystem is a directory on the local disk, on the file system that
