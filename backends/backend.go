@@ -123,10 +123,14 @@ type Capabilities struct {
 
 // MetaField says how a server keeps one kind of metadata.
 type MetaField struct {
-	// Stored: the value survives with the file on the server (a dead
-	// property, an attribute of the file system, Tahoe metadata).
+	// Stored: the value is kept with the file on the server (a dead
+	// property, an attribute of the file system, Tahoe metadata) and
+	// SetMeta can change it at any time.
 	Stored bool
-	// OnPut: Put stores it with the content, not in a second request.
+	// OnPut: Put stores it with the content (X-OC-Mtime), without a second
+	// request. It does not need Stored: a server may take an mtime only
+	// with an upload, and then the mount keeps the exact value in its
+	// local index as for a kind that is not stored.
 	OnPut bool
 	// Precision is the granularity of a stored time (a second, 2 s, …); zero
 	// is a nanosecond.

@@ -57,11 +57,14 @@
 // fields only, never from the backend's type. For each kind of metadata
 // (mtime, mode, owner, hash, type) a MetaField says whether the server
 // keeps it (Stored), with the upload (OnPut), and to what Precision (an
-// mtime). The fs sends the server only what it keeps (Capabilities.Split)
-// and keeps the rest in its local index, tied to the Version. Put and
-// SetMeta store the kept fields they are given and ignore the others
-// without an error; when the content is stored but a second request for
-// its metadata fails, Put returns the entry and ErrMetaNotStored.
+// mtime). Stored means kept with the file and settable by SetMeta; OnPut
+// that Put stores it with the content, which a kind can be without being
+// Stored (an mtime sent as X-OC-Mtime, which only an upload can change).
+// The fs sends the server only what it keeps (Capabilities.Split) and
+// keeps the rest in its local index, tied to the Version. Put and SetMeta
+// store the kept fields they are given and ignore the others without an
+// error; when the content is stored but a second request for its metadata
+// fails, Put returns the entry and ErrMetaNotStored.
 // ConditionalPut, AtomicPut and AtomicRename say how strong the server's
 // guarantees are (Put honours IfMatch and IfNoneMatch in any case);
 // ReadOnly that every change is refused; Symlinks, HardLinks and Quota
@@ -119,15 +122,17 @@
 //   - An entry's Meta carries only the kinds the capabilities call stored
 //     (Meta.Type "symlink" of a native link excepted). A stored mtime comes
 //     back as ModTime (and Meta.MTime, if set), equal once both are
-//     truncated to Precision.
+//     truncated to Precision; an mtime stored on Put only (OnPut, not
+//     Stored) comes back as the ModTime of the content that Put stored.
 //   - An overwrite keeps the mode and owner of the file it replaces and
 //     drops its mtime, hash and type (they describe the old content); the
 //     metadata the Put carries is stored anew. A Rename keeps all of it.
 //   - SetMeta sets every stored kind, mtime, mode and owner of directories
-//     too; with only kinds not stored it succeeds and changes nothing; with
-//     a stale ifVersion it fails with ErrPrecondition whatever it carries.
-//   - Capabilities: OnPut and Precision only for a stored kind, Precision
-//     only for MTime; Quota means Used and Available are both known (>= 0).
+//     too; with only kinds not stored it succeeds and changes nothing (an
+//     mtime that is OnPut only included); with a stale ifVersion it fails
+//     with ErrPrecondition whatever it carries.
+//   - Capabilities: Precision only for MTime, and only where it is Stored
+//     or OnPut; Quota means Used and Available are both known (>= 0).
 //   - A symbolic link to a directory is not a directory; Remove and Rename
 //     act on the link. Hasher of a directory fails.
 //   - On a ReadOnly backend, changes fail with ErrReadOnly or

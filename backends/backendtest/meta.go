@@ -53,6 +53,14 @@ func (s *suite) storesAny() bool {
 	return c.MTime.Stored || c.Mode.Stored || c.Owner.Stored || c.Hash.Stored || c.Type.Stored
 }
 
+// mtimeOnPutOnly reports whether the server takes an mtime with an upload
+// but keeps none it could be given later (MTime OnPut, not Stored: an
+// X-OC-Mtime server without dead properties). Such an mtime comes back as
+// the ModTime of the content the Put stored, never in Meta.
+func (s *suite) mtimeOnPutOnly() bool {
+	return s.caps.MTime.OnPut && !s.caps.MTime.Stored
+}
+
 // sameTime reports whether a stored time came back as it was set, to the
 // precision the backend claims: truncated to it, as the fs compares them.
 func (s *suite) sameTime(got, want time.Time) bool {
@@ -140,6 +148,23 @@ func (s *suite) checkMetaEverywhere(what, p string, e *backends.Entry, want back
 	s.checkMeta(what+", List", s.list(dir)[name], want)
 }
 
+// checkPutMTime: on a server that takes an mtime with the upload only
+// (mtimeOnPutOnly), the mtime of want, which a Put carried, comes back as
+// the ModTime of p from that Put (e), Stat and List, to the Precision.
+func (s *suite) checkPutMTime(what, p string, e backends.Entry, want backends.Meta) {
+	s.Helper()
+	if !s.mtimeOnPutOnly() || want.MTime == nil {
+		return
+	}
+	dir, name := splitPath(p)
+	for where, got := range map[string]backends.Entry{"Put": e, "Stat": s.stat(p), "List": s.list(dir)[name]} {
+		if !s.sameTime(got.ModTime, *want.MTime) {
+			s.Errorf("%s, %s: ModTime %v, want %v, the mtime the Put carried (Capabilities.MTime.OnPut)",
+				what, where, got.ModTime, *want.MTime)
+		}
+	}
+}
+
 func splitPath(p string) (dir, name string) {
 	for i := len(p) - 1; i >= 0; i-- {
 		if p[i] == '/' {
@@ -150,8 +175,9 @@ func splitPath(p string) (dir, name string) {
 }
 
 // testMetaPut: the metadata given to Put comes back from Put, Stat and List
-// for every kind the backend keeps; the kinds it does not keep are ignored
-// without an error and never show.
+// for every kind the backend keeps, and an mtime it takes with the upload
+// only as the ModTime; the kinds it does not keep are ignored without an
+// error and never show.
 func testMetaPut(s *suite) {
 	const content = "../target of a link kept as a file"
 	want := s.metaA(content)
@@ -160,6 +186,7 @@ func testMetaPut(s *suite) {
 		s.Fatalf("Put with metadata: %v", err)
 	}
 	s.checkMetaEverywhere("Put with every kind of metadata", "m", &e, want)
+	s.checkPutMTime("Put with every kind of metadata", "m", e, want)
 
 	mode := modeB
 	e, err = s.tryPut("mode only", "x", backends.PutOptions{Meta: backends.Meta{Mode: &mode}})
@@ -236,9 +263,10 @@ func testMetaSetStale(s *suite) {
 
 // testMetaOverwrite: an overwrite keeps the mode and owner of the file it
 // replaces, and drops its mtime, hash and type, which describe the old
-// content; metadata given with the overwrite is stored anew.
+// content; metadata given with the overwrite is stored anew. An mtime
+// taken with the upload only counts as stored here.
 func testMetaOverwrite(s *suite) {
-	if !s.storesAny() {
+	if !s.storesAny() && !s.mtimeOnPutOnly() {
 		s.Skip("the backend keeps no metadata")
 	}
 	a := s.metaA("first")
@@ -248,7 +276,8 @@ func testMetaOverwrite(s *suite) {
 	s.checkMetaEverywhere("an overwrite without metadata", "f", &e, kept)
 	for where, got := range map[string]backends.Entry{"Put": e, "Stat": s.stat("f"), "List": s.list("")["f"]} {
 		m := got.Meta
-		if s.caps.MTime.Stored && (s.sameTime(got.ModTime, mtimeA) || (m.MTime != nil && s.sameTime(*m.MTime, mtimeA))) {
+		if (s.caps.MTime.Stored || s.caps.MTime.OnPut) &&
+			(s.sameTime(got.ModTime, mtimeA) || (m.MTime != nil && s.sameTime(*m.MTime, mtimeA))) {
 			s.Errorf("%s after an overwrite: the mtime of the old content stayed (%s)", where, show(got))
 		}
 		if m.SHA256 != "" && m.SHA256 != sum("second, longer") {
@@ -261,6 +290,7 @@ func testMetaOverwrite(s *suite) {
 	b := s.metaB("third")
 	e = s.putOpts("f", "third", backends.PutOptions{Meta: b})
 	s.checkMetaEverywhere("an overwrite with metadata", "f", &e, b)
+	s.checkPutMTime("an overwrite with metadata", "f", e, b)
 }
 
 // testMetaRename: a renamed file keeps its metadata.

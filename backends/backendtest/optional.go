@@ -26,8 +26,8 @@ func testCapabilities(s *suite) {
 		name  string
 		field backends.MetaField
 	}{{"MTime", s.caps.MTime}, {"Mode", s.caps.Mode}, {"Owner", s.caps.Owner}, {"Hash", s.caps.Hash}, {"Type", s.caps.Type}} {
-		if !f.field.Stored && (f.field.OnPut || f.field.Precision != 0) {
-			s.Errorf("Capabilities.%s = %+v: OnPut or Precision for a kind not stored", f.name, f.field)
+		if !f.field.Stored && !f.field.OnPut && f.field.Precision != 0 {
+			s.Errorf("Capabilities.%s = %+v: a Precision for a kind neither stored nor stored on Put", f.name, f.field)
 		}
 		if f.name != "MTime" && f.field.Precision != 0 {
 			s.Errorf("Capabilities.%s has a Precision (%v); only MTime is a time", f.name, f.field.Precision)

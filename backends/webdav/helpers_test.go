@@ -145,11 +145,6 @@ func readErr(b *Backend, t *testing.T, p string) error {
 	return err
 }
 
-func listErr(b *Backend, t *testing.T, p string) error {
-	_, err := b.List(testContext(t), p)
-	return err
-}
-
 func putErr(b *Backend, t *testing.T, p string) error {
 	_, err := b.Put(testContext(t), p, strings.NewReader("x"), 1, backends.PutOptions{})
 	return err

@@ -139,19 +139,34 @@ func validateMeta(m backends.Meta) error {
 	return nil
 }
 
-// SetMeta stores the fields of m that are set as dead properties (PROPPATCH)
-// and returns the entry as the server now has it.
+// SetMeta stores the fields of m that are set and that the server keeps
+// (Capabilities: dead properties) with a PROPPATCH, and returns the entry
+// as the server now has it. The others are ignored: with none left it
+// sends no PROPPATCH, but still looks the path up, for the entry it
+// returns and for ifVersion. An mtime the server takes only with an upload
+// (X-OC-Mtime) is not stored here: the fs keeps it.
 func (b *Backend) SetMeta(ctx context.Context, p string, m backends.Meta, ifVersion string) (backends.Entry, error) {
 	p = cleanPath(p)
 	if err := validateMeta(m); err != nil {
 		return backends.Entry{}, fmt.Errorf("PROPPATCH %s: %w", display(p), err)
 	}
+	caps, err := b.capabilities(ctx)
+	if err != nil {
+		return backends.Entry{}, err
+	}
 	e, err := b.Stat(ctx, p)
-	if err != nil || m.IsZero() {
+	if err != nil {
 		return e, err
 	}
+	if caps.ReadOnly {
+		return backends.Entry{}, fmt.Errorf("PROPPATCH %s: %w", display(p), backends.ErrReadOnly)
+	}
 	if ifVersion != "" && e.Version != ifVersion {
-		return backends.Entry{}, fmt.Errorf("PROPPATCH %s: %w", display(p), backends.ErrPrecondition)
+		return backends.Entry{}, fmt.Errorf("PROPPATCH %s: %w: version %s is now %s", display(p), backends.ErrPrecondition, ifVersion, e.Version)
+	}
+	m, _ = caps.Split(m)
+	if m.IsZero() {
+		return e, nil
 	}
 	set := encodeMeta(m)
 	if m.MTime != nil || m.SHA256 != "" || m.Type != "" {

@@ -34,7 +34,10 @@ func (b *Backend) Mkdir(ctx context.Context, p string) error {
 			return fmt.Errorf("MKCOL %s: %w", display(p), backends.ErrExist)
 		}
 	}
-	return mkcolError(p, status)
+	if err := mkcolError(p, status); err != nil {
+		return b.mkcolRefused(ctx, p, err)
+	}
+	return nil
 }
 
 // mkcol sends one MKCOL and returns its status.

@@ -72,9 +72,11 @@ func (b *Backend) probe(ctx context.Context) (caps backends.Capabilities, err er
 	}
 	switch {
 	case ocAccepted && st.modified.Unix() == probeMTime:
-		caps.MTime = backends.MetaField{Stored: true, OnPut: true, Precision: time.Second}
+		// Put stores the mtime (to the second), but nothing but an upload
+		// can change it: not Stored, so the fs keeps the exact one.
+		caps.MTime = backends.MetaField{OnPut: true, Precision: time.Second}
 		b.ocMtime.Store(true)
-		note("X-OC-Mtime: accepted, mtime kept with 1 s precision")
+		note("X-OC-Mtime: accepted; uploads carry the mtime (to the second), which only an upload can change: the exact mtime is kept in the local index")
 	case ocAccepted:
 		note("X-OC-Mtime: answered accepted, but getlastmodified is %s: not used", st.modified.UTC().Format(time.RFC3339))
 	default:
@@ -174,6 +176,8 @@ func (b *Backend) probeDeadProps(ctx context.Context, name, etag string, caps *b
 	// after the PUT stores them.
 	props := backends.MetaField{Stored: true}
 	caps.Mode, caps.Owner, caps.Hash, caps.Type = props, props, props, props
+	// With X-OC-Mtime too, Put sends the mtime with the upload as well
+	// (OnPut); the dead property holds it to the nanosecond.
 	caps.MTime = backends.MetaField{Stored: true, OnPut: caps.MTime.OnPut}
 	note("dead properties: kept; mtime (ns), mode, owner, sha256 and file type are stored on the server")
 }

@@ -64,7 +64,7 @@ func TestCapabilities(t *testing.T) {
 		{"davserver", davserverHandler(t), backends.Capabilities{MTime: props, Mode: props, Owner: props, Hash: props, Type: props, ConditionalPut: true, Quota: true}},
 		{"dir without dead props", dirHandler(t), backends.Capabilities{}},
 		{"read-only", readOnly(memHandler("/")), backends.Capabilities{ReadOnly: true}},
-		{"X-OC-Mtime", ocMtime(t), backends.Capabilities{MTime: backends.MetaField{Stored: true, OnPut: true, Precision: time.Second}}},
+		{"X-OC-Mtime", ocMtime(t), backends.Capabilities{MTime: backends.MetaField{OnPut: true, Precision: time.Second}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

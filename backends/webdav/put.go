@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cloudmount/cloudmount/backends"
 )
@@ -33,6 +34,12 @@ const expectContinueMin = 1 << 20
 // window of one round trip in which another writer's change can be lost.
 // Servers that ignore the conditional headers (found by the probe) get the
 // same PROPFIND check.
+//
+// r must give exactly size bytes: the upload fails otherwise, and the
+// last bytes are held back until r is known to end, so that the server
+// never gets a whole body cut from a longer source. A PUT refused with 423
+// Locked before any of its body was read is sent again after a pause
+// (lockedWaits).
 func (b *Backend) Put(ctx context.Context, p string, r io.Reader, size int64, opts backends.PutOptions) (backends.Entry, error) {
 	p = cleanPath(p)
 	if p == "" {
@@ -164,36 +171,87 @@ func (w *weakTags) has(version string) bool {
 	return ok || w.overflow
 }
 
+// lockedWaits are the pauses before a PUT refused with 423 Locked is sent
+// again, when nothing of its body was read yet. The lock is most often one
+// the server still holds for an upload of the same file that was just
+// aborted (x/net/webdav, so rclone, locks a path for the length of each
+// PUT, and notices a broken connection a moment later).
+var lockedWaits = []time.Duration{50 * time.Millisecond, 200 * time.Millisecond, 500 * time.Millisecond}
+
 // put sends the PUT itself.
 func (b *Backend) put(ctx context.Context, p string, r io.Reader, size int64, opts backends.PutOptions, ifMatch string, caps backends.Capabilities) error {
-	ctx, cancel := context.WithCancel(ctx)
+	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	guard := newStallGuard(b.timeout, cancel)
 	defer guard.disarm()
 	if r == nil {
 		r = strings.NewReader("")
 	}
-	body := &putBody{r: r, guard: guard, remaining: size}
-	var rd io.Reader = body
 	if size == 0 {
+		// Sent without a body, so the source is checked to be empty first.
+		if err := sourceEnds(r, 0); err != io.EOF {
+			return fmt.Errorf("PUT %s: reading the data to upload: %w", display(p), err)
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		body := &putBody{r: r, guard: guard, size: size, remaining: size}
+		req, err := b.putRequest(pctx, p, body, opts, ifMatch)
+		if err != nil {
+			return err
+		}
+		resp, err := b.putClient.Do(req)
+		guard.disarm()
+		if re := (*RedirectError)(nil); errors.As(err, &re) {
+			re.Method, re.Path = "PUT", p
+			if loc, lerr := url.Parse(re.Location); lerr == nil && b.isSlashTarget(loc, p) {
+				// Apache redirects a PUT onto a collection
+				return fmt.Errorf("PUT %s: %w (HTTP %s)", display(p), backends.ErrIsDir, re.Status)
+			}
+			return re
+		}
+		if err != nil {
+			b.log.Debug("webdav request failed", "method", "PUT", "path", display(p), "err", err)
+			if serr := body.sourceError(); serr != nil {
+				return fmt.Errorf("PUT %s: reading the data to upload: %w", display(p), serr)
+			}
+			return b.netError("PUT", p, guard.explain(err))
+		}
+		b.log.Debug("webdav request", "method", "PUT", "path", display(p), "status", resp.StatusCode)
+		if resp.StatusCode == http.StatusLocked && attempt < len(lockedWaits) && body.drop() {
+			drain(resp)
+			if err := sleep(pctx, lockedWaits[attempt]); err != nil {
+				return b.netError("PUT", p, err)
+			}
+			continue
+		}
+		err = b.putReply(ctx, p, resp, opts)
+		drain(resp)
+		return err
+	}
+}
+
+// putRequest builds the request of one attempt at a PUT of body.
+func (b *Backend) putRequest(ctx context.Context, p string, body *putBody, opts backends.PutOptions, ifMatch string) (*http.Request, error) {
+	var rd io.Reader = body
+	if body.size == 0 {
 		rd = http.NoBody
 	}
 	req, err := b.newRequest(ctx, http.MethodPut, b.urlFor(p, false), rd)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if size != 0 {
-		req.ContentLength = size
+	if body.size != 0 {
+		req.ContentLength = body.size
 		// Lets the transport retry on a dead idle connection, as long as
 		// nothing of the body was consumed yet.
 		req.GetBody = func() (io.ReadCloser, error) {
-			if body.started.Load() {
+			if body.started() {
 				return nil, errors.New("upload body already consumed")
 			}
 			return body, nil
 		}
 	}
-	if size < 0 || size >= expectContinueMin {
+	if body.size < 0 || body.size >= expectContinueMin {
 		req.Header.Set("Expect", "100-continue")
 	}
 	if ifMatch != "" {
@@ -210,25 +268,11 @@ func (b *Backend) put(ctx context.Context, p string, r io.Reader, size int64, op
 	if opts.Meta.SHA256 != "" && b.sendsChecksum() {
 		req.Header.Set(ocChecksumHeader, "SHA256:"+strings.ToLower(opts.Meta.SHA256))
 	}
-	resp, err := b.putClient.Do(req)
-	guard.disarm()
-	if re := (*RedirectError)(nil); errors.As(err, &re) {
-		re.Method, re.Path = "PUT", p
-		if loc, lerr := url.Parse(re.Location); lerr == nil && b.isSlashTarget(loc, p) {
-			// Apache redirects a PUT onto a collection
-			return fmt.Errorf("PUT %s: %w (HTTP %s)", display(p), backends.ErrIsDir, re.Status)
-		}
-		return re
-	}
-	if err != nil {
-		b.log.Debug("webdav request failed", "method", "PUT", "path", display(p), "err", err)
-		if serr := body.sourceError(); serr != nil {
-			return fmt.Errorf("PUT %s: reading the data to upload: %w", display(p), serr)
-		}
-		return b.netError("PUT", p, guard.explain(err))
-	}
-	defer drain(resp)
-	b.log.Debug("webdav request", "method", "PUT", "path", display(p), "status", resp.StatusCode)
+	return req, nil
+}
+
+// putReply maps the reply to a PUT of p.
+func (b *Backend) putReply(ctx context.Context, p string, resp *http.Response, opts backends.PutOptions) error {
 	switch resp.StatusCode {
 	case http.StatusOK, http.StatusCreated, http.StatusNoContent:
 		return nil
@@ -237,5 +281,17 @@ func (b *Backend) put(ctx context.Context, p string, r io.Reader, size int64, op
 			return fmt.Errorf("%w %w", statusErrorAs("PUT", p, resp, backends.ErrExist), backends.ErrPrecondition)
 		}
 	}
-	return statusError("PUT", p, resp)
+	return b.putRefused(ctx, p, statusError("PUT", p, resp))
+}
+
+// sleep waits for d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -37,12 +37,15 @@ func (b *Backend) read(ctx context.Context, p string, off, length, size int64) (
 	if off < 0 {
 		return nil, fmt.Errorf("GET %s: negative offset %d", display(p), off)
 	}
+	if p == "" {
+		return nil, fmt.Errorf("GET /: %w", backends.ErrIsDir)
+	}
 	if length == 0 {
 		return io.NopCloser(strings.NewReader("")), nil
 	}
-	ctx, cancel := context.WithCancel(ctx)
+	rctx, cancel := context.WithCancel(ctx)
 	guard := newStallGuard(b.timeout, cancel)
-	req, err := b.newRequest(ctx, http.MethodGet, b.urlFor(p, false), nil)
+	req, err := b.newRequest(rctx, http.MethodGet, b.urlFor(p, false), nil)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -60,7 +63,7 @@ func (b *Backend) read(ctx context.Context, p string, off, length, size int64) (
 		cancel()
 		return nil, err
 	}
-	s := &readStream{b: b, path: p, body: resp.Body, guard: guard, cancel: cancel}
+	s := &readStream{b: b, path: p, body: resp.Body, ctx: rctx, guard: guard, cancel: cancel}
 	fail := func(err error) (io.ReadCloser, error) {
 		_ = s.Close()
 		return nil, err
@@ -142,7 +145,7 @@ func (b *Backend) read(ctx context.Context, p string, off, length, size int64) (
 		if isRedirect(resp.StatusCode) {
 			return nil, b.redirectError("GET", p, resp)
 		}
-		return nil, statusError("GET", p, resp)
+		return nil, b.readRefused(ctx, p, statusError("GET", p, resp))
 	}
 	return s, nil
 }

@@ -17,7 +17,7 @@ func (b *Backend) Stat(ctx context.Context, p string) (backends.Entry, error) {
 	p = cleanPath(p)
 	res, err := b.propfind(ctx, p, p == "", "0", propfindBody)
 	if err != nil {
-		return backends.Entry{}, err
+		return backends.Entry{}, b.statRefused(ctx, p, err)
 	}
 	self, ok := b.pickSelf(res, p)
 	if !ok {

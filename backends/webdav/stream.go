@@ -49,14 +49,22 @@ type readStream struct {
 	b      *Backend
 	path   string
 	body   io.ReadCloser
-	r      io.Reader // body, possibly limited to the requested length
+	r      io.Reader       // body, possibly limited to the requested length
+	ctx    context.Context // the request's: ends with the caller's, the guard and Close
 	guard  *stallGuard
 	cancel context.CancelFunc
 	closed atomic.Bool
 }
 
-// Read reads from the response, failing if the network stalls.
+// Read reads from the response, failing if the network stalls or the
+// context ends. The context is checked here, not left to the transport:
+// it tears the connection down from another goroutine, and until it does
+// a reply already in the socket buffers (megabytes on loopback) would
+// still be read.
 func (s *readStream) Read(p []byte) (int, error) {
+	if err := s.ctx.Err(); err != nil && !s.closed.Load() {
+		return 0, s.b.netError("GET", s.path, s.guard.explain(err))
+	}
 	s.guard.arm()
 	n, err := s.r.Read(p)
 	s.guard.disarm()
@@ -80,41 +88,99 @@ func (s *readStream) Close() error {
 	return err
 }
 
-// putBody feeds an upload to the transport. remaining counts the bytes still
-// to send (-1: unknown size); the guard runs while the transport writes.
+// putBody feeds an upload to the transport. size is the size declared
+// (-1: unknown) and remaining counts the bytes still to send; the guard
+// runs while the transport writes. A source that gives more or fewer bytes
+// than declared fails the upload.
 type putBody struct {
 	r         io.Reader
 	guard     *stallGuard
+	size      int64
 	remaining int64
-	started   atomic.Bool
+	state     atomic.Int32          // bodyFresh, bodyRead or bodyDropped
+	end       error                 // sticky: io.EOF once the source is done, or its failure
 	srcErr    atomic.Pointer[error] // a failure of the source, not of the network
 }
+
+// The states of a putBody: the source is read by one request only.
+const (
+	bodyFresh   int32 = iota // nothing read yet
+	bodyRead                 // a request reads the source
+	bodyDropped              // given up unread: another request reads the source
+)
+
+// errBodyDropped fails a late read of a body given up for another attempt.
+var errBodyDropped = errors.New("upload body given up for another attempt")
 
 // Read hands the next chunk of the source to the transport.
 func (pb *putBody) Read(p []byte) (int, error) {
 	pb.guard.disarm()
-	pb.started.Store(true)
-	if pb.remaining == 0 {
-		return 0, io.EOF
+	if pb.state.Load() != bodyRead && !pb.state.CompareAndSwap(bodyFresh, bodyRead) {
+		return 0, errBodyDropped
 	}
-	if pb.remaining > 0 && int64(len(p)) > pb.remaining {
+	if pb.end != nil {
+		return 0, pb.end
+	}
+	n, err := pb.read(p)
+	if err != nil {
+		pb.end = err
+		if err != io.EOF {
+			pb.srcErr.Store(&err)
+		}
+		return n, err
+	}
+	pb.guard.arm()
+	return n, nil
+}
+
+func (pb *putBody) read(p []byte) (int, error) {
+	if pb.remaining < 0 {
+		return pb.r.Read(p)
+	}
+	if pb.remaining == 0 {
+		return 0, sourceEnds(pb.r, pb.size)
+	}
+	if int64(len(p)) > pb.remaining {
 		p = p[:pb.remaining]
 	}
 	n, err := pb.r.Read(p)
-	if pb.remaining > 0 {
-		pb.remaining -= int64(n)
-		if err == io.EOF && pb.remaining > 0 {
-			err = fmt.Errorf("the source ended %d bytes short of the declared size", pb.remaining)
+	pb.remaining -= int64(n)
+	switch {
+	case err == io.EOF && pb.remaining > 0:
+		return n, fmt.Errorf("the source ended %d bytes short of the declared size of %d bytes", pb.remaining, pb.size)
+	case err == nil && pb.remaining == 0:
+		// The last bytes: the source must end here. That is checked
+		// before they go out, and they are held back if it does not,
+		// so that the server gets a short body and the request is
+		// aborted rather than a whole one it could commit.
+		if err := sourceEnds(pb.r, pb.size); err != io.EOF {
+			return 0, err
 		}
-	}
-	if err != nil && err != io.EOF {
-		pb.srcErr.Store(&err)
-	}
-	if err == nil && pb.remaining != 0 {
-		pb.guard.arm()
+		return n, io.EOF
 	}
 	return n, err
 }
+
+// sourceEnds reads one byte past the size declared for r: io.EOF when
+// there is none, else an error saying r is longer (or r's failure).
+func sourceEnds(r io.Reader, size int64) error {
+	var one [1]byte
+	switch _, err := io.ReadFull(r, one[:]); err {
+	case nil:
+		return fmt.Errorf("the source holds more than the declared size of %d bytes", size)
+	case io.EOF:
+		return io.EOF
+	default:
+		return err
+	}
+}
+
+// started reports whether a request began to read the body.
+func (pb *putBody) started() bool { return pb.state.Load() == bodyRead }
+
+// drop gives the body up for another attempt, if no request read any of
+// it; a late read then fails, and the source is left to the next attempt.
+func (pb *putBody) drop() bool { return pb.state.CompareAndSwap(bodyFresh, bodyDropped) }
 
 // sourceError is the error of the source, if reading it failed.
 func (pb *putBody) sourceError() error {

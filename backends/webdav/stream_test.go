@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -168,6 +170,110 @@ func TestPutSourceError(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "short of the declared size") {
 		t.Errorf("Put with short source: %v", err)
 	}
+}
+
+// TestPutLongerSource: a source with more bytes than the size declared
+// fails the upload, and the server never receives a whole body to commit:
+// the last bytes are held back until the source is known to end.
+func TestPutLongerSource(t *testing.T) {
+	type got struct {
+		n   int
+		err error
+	}
+	bodies := make(chan got, 1)
+	mem := memHandler("/")
+	ts := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "PUT" && strings.HasPrefix(r.URL.Path, "/long") {
+			data, err := io.ReadAll(r.Body)
+			bodies <- got{len(data), err}
+			return
+		}
+		mem.ServeHTTP(w, r)
+	}))
+	b := connect(t, ts.URL+"/")
+	b.caps = &backends.Capabilities{} // no probe needed
+	for _, size := range []int64{0, 3, 64 << 10, 1<<20 + 5} {
+		src := io.LimitReader(zeros{}, size+1)
+		_, err := b.Put(testContext(t), "long", struct{ io.Reader }{src}, size, backends.PutOptions{})
+		if err == nil || !strings.Contains(err.Error(), "more than the declared size") {
+			t.Errorf("Put of %d bytes announced as %d: %v, want an error saying the source is longer", size+1, size, err)
+		}
+		if size == 0 {
+			continue // nothing is sent at all
+		}
+		select {
+		case g := <-bodies:
+			if g.err == nil {
+				t.Errorf("size %d: the server received a whole body of %d bytes", size, g.n)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("size %d: the server never saw the upload end", size)
+		}
+	}
+	select {
+	case g := <-bodies:
+		t.Errorf("an upload of an empty file with a longer source reached the server (%d bytes)", g.n)
+	default:
+	}
+}
+
+// TestPutLocked: a PUT refused with 423 Locked before any of its body was
+// read is sent again after a pause (the server may still hold the lock of
+// an aborted upload of the same file); a lock that stays fails the Put
+// with ErrPermission, the source read by no attempt.
+func TestPutLocked(t *testing.T) {
+	var mu sync.Mutex
+	refusals := map[string]int{"/busy": 2, "/locked": 1 << 30}
+	puts := map[string]int{}
+	mem := memHandler("/")
+	ts := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n := refusals[r.URL.Path]
+		if r.Method == "PUT" {
+			puts[r.URL.Path]++
+			refusals[r.URL.Path] = n - 1
+		}
+		mu.Unlock()
+		if r.Method == "PUT" && n > 0 {
+			http.Error(w, "locked", http.StatusLocked)
+			return
+		}
+		mem.ServeHTTP(w, r)
+	}))
+	b := connect(t, ts.URL+"/")
+	b.caps = &backends.Capabilities{} // no probe needed
+	ctx := testContext(t)
+	if _, err := b.Put(ctx, "busy", struct{ io.Reader }{strings.NewReader("data")}, -1, backends.PutOptions{}); err != nil {
+		t.Errorf("Put of a file locked for two attempts: %v", err)
+	}
+	if got := readAll(t, b, "busy", 0, -1); got != "data" {
+		t.Errorf("after the retries the file holds %q", got)
+	}
+	src := &countingReader{r: strings.NewReader("data")}
+	_, err := b.Put(ctx, "locked", src, -1, backends.PutOptions{})
+	if !errors.Is(err, backends.ErrPermission) || httpCode(err) != http.StatusLocked {
+		t.Errorf("Put of a file that stays locked: %v, want ErrPermission (HTTP 423)", err)
+	}
+	if src.n != 0 {
+		t.Errorf("the refused attempts read %d bytes of the source", src.n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := map[string]int{"/busy": 3, "/locked": len(lockedWaits) + 1}; !maps.Equal(puts, want) {
+		t.Errorf("PUTs sent %v, want %v", puts, want)
+	}
+}
+
+// countingReader counts the bytes read from r.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
 }
 
 type errReader struct{ err error }
