@@ -56,3 +56,8 @@ func Escape(s string) string {
 func NameAttr(key, name string) slog.Attr {
 	return slog.String(key, Escape(name))
 }
+
+// InTree reports whether the path p is base or below it ("" is the root).
+func InTree(p, base string) bool {
+	return base == "" || p == base || strings.HasPrefix(p, base+"/")
+}

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/dgraph-io/ristretto/v2"
+
+	"github.com/cloudmount/cloudmount/backends"
 )
 
 // The index of blocks on disk, and ristretto's part in it: what is dropped
@@ -25,12 +27,12 @@ func (b *Blocks) DropTree(dir string) {
 	b.mu.Lock()
 	var phs []pathHash
 	for ph, pb := range b.paths {
-		if InTree(pb.path, dir) {
+		if backends.InTree(pb.path, dir) {
 			phs = append(phs, ph)
 		}
 	}
 	for id, f := range b.inflight {
-		if InTree(f.path, dir) {
+		if backends.InTree(f.path, dir) {
 			phs = append(phs, id.ph)
 		}
 	}

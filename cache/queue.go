@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cloudmount/cloudmount/backends"
 )
 
 // Uploader does the remote half of the write-back queue.
@@ -221,7 +223,7 @@ func (q *Queue) Has(p string) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for ip := range q.items {
-		if InTree(ip, p) {
+		if backends.InTree(ip, p) {
 			return true
 		}
 	}
@@ -277,13 +279,13 @@ func (q *Queue) Rename(from, to string) (dropped []Record, err error) {
 	q.mu.Lock()
 	var moved []Record
 	for ip, it := range q.items {
-		if InTree(ip, to) && !InTree(ip, from) && it.flying == 0 {
+		if backends.InTree(ip, to) && !backends.InTree(ip, from) && it.flying == 0 {
 			dropped = append(dropped, it.rec)
 			delete(q.items, ip)
 		}
 	}
 	for ip, it := range q.items {
-		if InTree(ip, from) && it.flying == 0 {
+		if backends.InTree(ip, from) && it.flying == 0 {
 			delete(q.items, ip)
 			it.rec.Path = to + ip[len(from):]
 			moved = append(moved, it.rec)
@@ -310,7 +312,7 @@ func (q *Queue) Remove(p string) ([]Record, error) {
 	q.mu.Lock()
 	var gone []Record
 	for ip, it := range q.items {
-		if InTree(ip, p) && it.flying == 0 {
+		if backends.InTree(ip, p) && it.flying == 0 {
 			gone = append(gone, it.rec)
 			delete(q.items, ip)
 		}
@@ -530,7 +532,7 @@ func (q *Queue) changedLocked() {
 // flyingUnder reports whether an upload at or below p is in flight.
 func (q *Queue) flyingUnder(p string) bool {
 	for ip, it := range q.items {
-		if it.flying != 0 && InTree(ip, p) {
+		if it.flying != 0 && backends.InTree(ip, p) {
 			return true
 		}
 	}
@@ -540,16 +542,11 @@ func (q *Queue) flyingUnder(p string) bool {
 // pausedLocked reports whether uploads to p must not start.
 func (q *Queue) pausedLocked(p string) bool {
 	for pp := range q.paused {
-		if InTree(p, pp) {
+		if backends.InTree(p, pp) {
 			return true
 		}
 	}
 	return false
-}
-
-// InTree reports whether the path p is base or below it ("" is the root).
-func InTree(p, base string) bool {
-	return base == "" || p == base || strings.HasPrefix(p, base+"/")
 }
 
 // parentOf is the directory of p ("" for the root).

@@ -108,6 +108,14 @@ func Open(dir string, o Options) (*Store, error) {
 // StagingDir is where open writers keep their data.
 func (s *Store) StagingDir() string { return filepath.Join(s.Dir, "staging") }
 
+// StagedFile is the name of the file that holds the data of rec.
+func (s *Store) StagedFile(rec Record) string { return filepath.Join(s.StagingDir(), rec.Data) }
+
+// OpenStaged opens the data of rec for reading and writing.
+func (s *Store) OpenStaged(rec Record) (*os.File, error) {
+	return os.OpenFile(s.StagedFile(rec), os.O_RDWR, 0)
+}
+
 // Close makes the journal durable and marks it clean, releases the lock
 // and closes the index. Nothing may write to the store any more.
 func (s *Store) Close() error {

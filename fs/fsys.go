@@ -140,13 +140,13 @@ func (in *inodeNumbers) rename(from, to string) {
 	defer in.mu.Unlock()
 	moved := map[string]uint64{}
 	for p, n := range in.byP {
-		if cache.InTree(p, from) {
+		if backends.InTree(p, from) {
 			moved[to+p[len(from):]] = n
 			delete(in.byP, p)
 		}
 	}
 	for p := range in.byP {
-		if cache.InTree(p, to) {
+		if backends.InTree(p, to) {
 			delete(in.byP, p)
 		}
 	}
@@ -379,7 +379,7 @@ func (d *dirCache) rename(from, to string, local bool) {
 		}
 	}
 	for p := range d.byD {
-		if cache.InTree(p, from) || cache.InTree(p, to) {
+		if backends.InTree(p, from) || backends.InTree(p, to) {
 			delete(d.byD, p)
 		}
 	}
@@ -390,7 +390,7 @@ func (d *dirCache) forgetTree(dir string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for p := range d.byD {
-		if cache.InTree(p, dir) {
+		if backends.InTree(p, dir) {
 			delete(d.byD, p)
 		}
 	}

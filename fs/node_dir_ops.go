@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"syscall"
 	"time"
@@ -492,14 +491,14 @@ func (f *fsys) dropQueued(p string) {
 	for _, ln := range f.live.take(p) {
 		ln.mu.Lock()
 		if ln.staged != nil {
-			held[filepath.Base(ln.staged.file.Name())] = true
+			held[ln.staged.file.Name()] = true
 		}
 		ln.mu.Unlock()
 		ln.discard()
 	}
 	for _, r := range recs {
-		if !held[r.Data] {
-			os.Remove(filepath.Join(f.store.StagingDir(), r.Data))
+		if name := f.store.StagedFile(r); !held[name] {
+			os.Remove(name)
 		}
 	}
 }

@@ -51,7 +51,7 @@ func (l *liveNodes) take(p string) []*Node {
 	defer l.mu.Unlock()
 	var out []*Node
 	for lp, n := range l.byP {
-		if cache.InTree(lp, p) {
+		if backends.InTree(lp, p) {
 			out = append(out, n)
 			delete(l.byP, lp)
 		}
@@ -66,10 +66,10 @@ func (l *liveNodes) rename(from, to string) {
 	defer l.mu.Unlock()
 	moved := map[string]*Node{}
 	for lp, n := range l.byP {
-		if cache.InTree(lp, from) {
+		if backends.InTree(lp, from) {
 			moved[to+lp[len(from):]] = n
 			delete(l.byP, lp)
-		} else if cache.InTree(lp, to) {
+		} else if backends.InTree(lp, to) {
 			delete(l.byP, lp)
 		}
 	}
@@ -210,8 +210,7 @@ func (n *Node) storePending(ctx context.Context, p string) error {
 // the record's data is gone, which happens only when the upload had
 // finished and the daemon stopped before the record was removed.
 func (f *fsys) detachedNode(rec cache.Record) (*Node, error) {
-	name := filepath.Join(f.store.StagingDir(), rec.Data)
-	file, err := os.OpenFile(name, os.O_RDWR, 0)
+	file, err := f.store.OpenStaged(rec)
 	if errors.Is(err, os.ErrNotExist) {
 		f.log.Warn("journal record without data: its upload had finished", "path", rec.Path)
 		return nil, nil
