@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cloudmount/cloudmount/backends/tahoe"
 	"github.com/cloudmount/cloudmount/cache"
 	"github.com/cloudmount/cloudmount/mountutil"
 )
@@ -48,6 +49,10 @@ type mountConfig struct {
 	Foreground         bool          `json:"-"`
 	// SSH is what an SFTP source needs besides the password.
 	SSH sshSettings `json:"ssh,omitzero"`
+	// NodeURL and Cap are a Tahoe source's web API and root capability.
+	// Cap is a secret, like Password.
+	NodeURL string `json:"node_url,omitempty"`
+	Cap     string `json:"cap,omitempty"`
 }
 
 // sshSettings are the options of an SFTP mount, resolved.
@@ -68,6 +73,8 @@ func (c *mountConfig) LogValue() slog.Value {
 		auth = "password from " + c.PasswordFrom
 	case strings.HasPrefix(c.Source, "sftp:"):
 		auth = "ssh keys or agent"
+	case c.Cap != "":
+		auth = "capability " + tahoe.Redact(c.Cap)
 	}
 	return slog.GroupValue(
 		slog.String("source", c.Source), slog.String("user", c.User), slog.String("auth", auth),
@@ -158,6 +165,17 @@ func resolveMount(f *mountFlags) (*mountConfig, error) {
 		URL: cfg.Source, User: user,
 		SecretsFile: f.secretsFile, NetrcFile: mountutil.DefaultNetrcFile(),
 		Prompt: mountutil.TerminalPrompt(),
+	}
+	if src.Kind.name == "tahoe" {
+		if err := resolveTahoe(f, cfg, src, os.Stdin); err != nil {
+			return nil, err
+		}
+		if tahoe.IsReadOnlyCap(cfg.Cap) {
+			cfg.ReadOnly = true
+		}
+		lookup = mountutil.PasswordLookup{Optional: true} // a capability needs no password
+	} else if f.nodeDir != "" || f.nodeURL != "" || f.capFile != "" {
+		return nil, usageErrorf("--node-dir, --node-url and --capfile are for tahoe: sources")
 	}
 	if src.Kind.name == "sftp" {
 		if err := resolveSSH(f, cfg); err != nil {

@@ -44,6 +44,9 @@ type mountFlags struct {
 	knownHosts         string
 	acceptNewHostKey   bool
 	sshConfig          string
+	nodeDir            string
+	nodeURL            string
+	capFile            string
 	options            []string
 	help               bool
 
@@ -99,6 +102,9 @@ func newMountFlagSet(f *mountFlags) *pflag.FlagSet {
 	flags.StringArrayVar(&f.identities, "identity", nil, "sftp: private key `FILE` to try first (-o identity=FILE; repeatable)")
 	flags.StringVar(&f.knownHosts, "known-hosts", "", "sftp: trusted host keys `FILE` (default ~/.ssh/known_hosts)")
 	flags.BoolVar(&f.acceptNewHostKey, "accept-new-host-key", false, "sftp: add the key of a host not yet in known_hosts (never a changed key)")
+	flags.StringVar(&f.nodeDir, "node-dir", "", "tahoe: the client node's `DIR` (default ~/.tahoe), for node.url and private/aliases")
+	flags.StringVar(&f.nodeURL, "node-url", "", "tahoe: the node's web API `URL` (default: from NODEDIR/node.url)")
+	flags.StringVar(&f.capFile, "capfile", "", "tahoe: read the directory capability from `FILE` (mode 0600; - for standard input) instead of an alias")
 	flags.StringVar(&f.sshConfig, "ssh-config", "", "sftp: OpenSSH client config `FILE` (default ~/.ssh/config; none: no config)")
 	flags.StringArrayVarP(&f.options, "options", "o", nil, "mount options: any flag above as `OPT[,OPT...]` (name or name=value), plus fstab's")
 	flags.BoolVarP(&f.help, "help", "h", false, "show this help")

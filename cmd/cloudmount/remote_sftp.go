@@ -19,8 +19,8 @@ import (
 var sftpKind = backendKind{name: "sftp", scheme: "sftp", open: openSFTP}
 
 // reservedSchemes are source prefixes that are not SSH host names, though
-// "tahoe:ALIAS" has the sshfs form host:path.
-var reservedSchemes = map[string]bool{"tahoe": true, "ftp": true, "ftps": true}
+// "ftps:x" has the sshfs form host:path.
+var reservedSchemes = map[string]bool{"ftp": true, "ftps": true}
 
 // parseSFTPSource recognizes an SFTP source. ok is false when raw is not
 // one (another backend's URL); the canonical URL has the path under "/~/"

@@ -24,14 +24,14 @@ type backendKind struct {
 }
 
 // sourceSchemes maps the URL scheme of SOURCE to its backend. This is the one
-// list of backends (package backends does not know them); tahoe: goes here
-// when it exists.
+// list of backends (package backends does not know them).
 var sourceSchemes = map[string]backendKind{
 	"https": {name: "webdav", scheme: "https", open: openWebDAV},
 	"http":  {name: "webdav", scheme: "http", open: openWebDAV},
 	"davs":  {name: "webdav", scheme: "https", open: openWebDAV},
 	"dav":   {name: "webdav", scheme: "http", open: openWebDAV},
 	"sftp":  sftpKind,
+	"tahoe": tahoeKind,
 }
 
 // source is a parsed SOURCE argument.
@@ -49,6 +49,10 @@ type source struct {
 func supportedSchemes() string {
 	var s []string
 	for k := range sourceSchemes {
+		if k == "tahoe" {
+			s = append(s, "tahoe:ALIAS")
+			continue
+		}
 		s = append(s, k+"://")
 	}
 	slices.Sort(s)
@@ -58,6 +62,9 @@ func supportedSchemes() string {
 // parseSource parses SOURCE. Errors never repeat the argument, which might
 // hold a password.
 func parseSource(raw string) (source, error) {
+	if s, ok, err := parseTahoeSource(raw); ok || err != nil {
+		return s, err
+	}
 	if s, ok, err := parseSFTPSource(raw); ok || err != nil {
 		return s, err
 	}
