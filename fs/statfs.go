@@ -27,8 +27,8 @@ type quotaCache struct {
 	ok bool
 }
 
-// Statfs implements fusefs.NodeStatfser with the server's RFC 4331 quota
-// where it has one.
+// Statfs implements fusefs.NodeStatfser with the server's space figures
+// where the backend reports them (QuotaReader).
 func (n *Node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	q, ok := n.fs.quota(ctx)
 	total, free := uint64(unknownSpace), uint64(unknownSpace)
