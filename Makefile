@@ -2,9 +2,11 @@
 #
 #   make build   bin/cloudmount
 #   make install /usr/local/bin/cloudmount (for fstab mounts)
-#   make test    install what the tests need (Debian), vet, unit tests with
-#                -race, a bounded run of the fuzz targets of server replies,
-#                then the integration tests against real servers
+#   make test    install what the tests need (Debian, and Tahoe-LAFS from
+#                PyPI: make tahoe-venv), vet, unit tests with -race, a
+#                bounded run of the fuzz targets of server replies, then
+#                the integration tests against real servers
+#   make tahoe-venv  tahoe-lafs in a virtualenv for the Tahoe tests
 #   make fuzz    the fuzz targets of server replies, FUZZTIME (5s) each
 #   make soak    the differential tests with 100 times more operations
 #   make demo    serve a temp folder over WebDAV and mount it on ./demo-mount
@@ -27,7 +29,7 @@ TEST_LOG := bin/integration-test.log
 DEMO_DIR := .demo
 DEMO_MNT := demo-mount
 
-.PHONY: all build install deps vet unit fuzz integration test demo demo-deps demo-stop clean
+.PHONY: all build install deps tahoe-venv vet unit fuzz integration test demo demo-deps demo-stop clean
 
 all: build
 
@@ -60,6 +62,50 @@ deps:
 	  echo "deps: chmod 0666 /dev/fuse (as Debian's fuse3 udev rule does)"; $(SUDO) chmod 0666 /dev/fuse; fi
 	@command -v $(GO) >/dev/null || { echo "deps: $(GO) not found: install Go (see go.mod for the version)"; exit 1; }
 	$(GO) mod download
+
+# Tahoe-LAFS for the Tahoe integration tests (a grid of four nodes on
+# 127.0.0.1). Debian has no package, so tahoe-lafs comes from PyPI into a
+# virtualenv beside Go's build cache (outside the work tree: it survives a
+# fresh clone and make clean), with its dependencies pinned by
+# integration/testdata/tahoe-constraints.txt. Nothing happens when the
+# virtualenv's tahoe already runs and is this version; a broken one is made
+# anew. python3 -m venv needs Debian's python3-venv, and one dependency
+# (netifaces) has no wheel and is compiled (gcc, python3-dev); they are
+# installed as deps installs packages. The tests run CLOUDMOUNT_TAHOE
+# (exported here), else tahoe from PATH.
+TAHOE_VERSION := 1.20.0
+TAHOE_CONSTRAINTS := integration/testdata/tahoe-constraints.txt
+TAHOE_APT_PACKAGES := python3 python3-venv python3-dev gcc libc6-dev
+TAHOE_PYTHON ?= /usr/bin/python3
+ifndef TAHOE_VENV
+TAHOE_VENV := $(shell d=$$($(GO) env GOCACHE 2>/dev/null || true); \
+  if [ "$${d#/}" != "$$d" ]; then dirname "$$d"; else echo "$${XDG_CACHE_HOME:-$$HOME/.cache}"; fi)/cloudmount-tahoe-venv-$(TAHOE_VERSION)
+endif
+CLOUDMOUNT_TAHOE ?= $(TAHOE_VENV)/bin/tahoe
+export CLOUDMOUNT_TAHOE
+
+tahoe-venv:
+	@tahoe="$(TAHOE_VENV)/bin/tahoe"; \
+	if "$$tahoe" --version 2>/dev/null | grep -qx 'tahoe-lafs/$(TAHOE_VERSION)'; then \
+	  echo "tahoe-venv: $$tahoe is tahoe-lafs $(TAHOE_VERSION)"; exit 0; fi; \
+	missing=""; \
+	for p in $(TAHOE_APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "tahoe-venv: installing$$missing"; \
+	  $(SUDO) apt-get update; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi; \
+	echo "tahoe-venv: installing tahoe-lafs $(TAHOE_VERSION) from PyPI into $(TAHOE_VENV)"; \
+	start=$$(date +%s); \
+	rm -rf "$(TAHOE_VENV)"; mkdir -p "$$(dirname "$(TAHOE_VENV)")"; \
+	if ! { $(TAHOE_PYTHON) -m venv "$(TAHOE_VENV)" && \
+	       "$(TAHOE_VENV)/bin/pip" install --disable-pip-version-check --no-input -q \
+	         -c $(TAHOE_CONSTRAINTS) "tahoe-lafs==$(TAHOE_VERSION)" && \
+	       "$$tahoe" --version | grep -qx 'tahoe-lafs/$(TAHOE_VERSION)'; }; then \
+	  rm -rf "$(TAHOE_VENV)"; echo "tahoe-venv: the installation failed"; exit 1; fi; \
+	echo "tahoe-venv: $$tahoe is tahoe-lafs $(TAHOE_VERSION) (installed in $$(( $$(date +%s) - start ))s)"
 
 vet:
 	$(GO) vet ./...
@@ -94,7 +140,7 @@ integration:
 	grep -E '^\s*--- (FAIL|SKIP)|FIGURE:|^(ok|FAIL|PASS)\b' $(TEST_LOG) || true; \
 	exit $$status
 
-test: deps build vet unit fuzz integration
+test: deps tahoe-venv build vet unit fuzz integration
 
 # make soak: the differential tests (fs/difftest) with 100 times more
 # operations, in-process and against Apache and rclone serve. SOAK_SCALE

@@ -315,11 +315,14 @@ func (b *Blocks) fetchOne(ctx context.Context, f *flight, fetch Fetch) {
 	for attempt := 0; attempt < 2; attempt++ {
 		var rc io.ReadCloser
 		if rc, err = fetch(ctx, f.path, f.off, int64(f.size), f.fileSize); err != nil {
+			if !retryable(err) {
+				break
+			}
 			continue
 		}
 		n, err = f.readBlock(rc)
 		rc.Close()
-		if err == nil {
+		if err == nil || !retryable(err) {
 			break
 		}
 	}
@@ -395,4 +398,22 @@ func (bf *blockFile) readFile(file *os.File, p []byte, off int) (int, error) {
 		return 0, fmt.Errorf("block %s: short read (%d of %d bytes): %v", bf.name, n, want, err)
 	}
 	return n, nil
+}
+
+// retryable reports whether a failed fetch is worth one more try: a
+// connection that broke. Not a server that did not answer within the
+// timeout (asking again would make the caller wait as long again), not an
+// answer that will be the same (missing, refused, content of another
+// size).
+func retryable(err error) bool {
+	var ce *ContentError
+	switch {
+	case errors.As(err, &ce),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, backends.ErrUnavailable), errors.Is(err, backends.ErrAuth),
+		errors.Is(err, backends.ErrNotFound), errors.Is(err, backends.ErrPermission),
+		errors.Is(err, backends.ErrIsDir), errors.Is(err, backends.ErrProtocol):
+		return false
+	}
+	return true
 }

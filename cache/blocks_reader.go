@@ -302,17 +302,17 @@ func (r *Reader) serve(ctx context.Context, k Key, id blockID, cache bool, p []b
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
-		if ce := (*ContentError)(nil); errors.As(err, &ce) {
-			return 0, err // asking again would only fetch the same
-		}
-		// The fetch failed, or was given up by another reader: try again
-		// with a fetch of this block alone.
+		// The fetch failed, or was given up by another reader: the next
+		// read of this block fetches it alone.
 		r.mu.Lock()
 		if r.window[id.idx] == f {
 			delete(r.window, id.idx)
 			defer f.unref()
 		}
 		r.mu.Unlock()
+		if !retryable(err) {
+			return 0, err // asking again would only wait as long, or fetch the same
+		}
 		lastErr = err
 	}
 	return 0, lastErr
@@ -426,6 +426,9 @@ func (r *Reader) fill(f *flight, rc io.ReadCloser, spos int64) (io.ReadCloser, i
 		if rc == nil {
 			if rc, err = r.fetch(r.ctx, f.path, f.off, -1, f.fileSize); err != nil {
 				rc = nil
+				if !retryable(err) {
+					break
+				}
 				continue
 			}
 			spos = f.off
@@ -440,9 +443,8 @@ func (r *Reader) fill(f *flight, rc io.ReadCloser, spos int64) (io.ReadCloser, i
 		}
 		rc.Close()
 		rc = nil
-		var ce *ContentError
-		if errors.As(err, &ce) {
-			break // what the server has is not what the entry says
+		if !retryable(err) {
+			break
 		}
 	}
 	r.b.finish(f, n, err)

@@ -294,3 +294,55 @@ func TestHardLinks(t *testing.T) {
 		t.Fatalf("link without server support: %v, want ENOTSUP", err)
 	}
 }
+
+// stallingReads is a server whose reads never answer while stall is set.
+type stallingReads struct {
+	*memory.Backend
+	stall atomic.Bool
+}
+
+func (b *stallingReads) Read(ctx context.Context, p string, off, length int64) (io.ReadCloser, error) {
+	if b.stall.Load() {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return b.Backend.Read(ctx, p, off, length)
+}
+
+func (b *stallingReads) ReadSized(ctx context.Context, p string, off, length, size int64) (io.ReadCloser, error) {
+	return b.Read(ctx, p, off, length)
+}
+
+// TestStalledReadsWaitOneTimeout: once a read of uncached data waited out
+// the timeout, the next ones fail at once for a timeout's time (a cat's
+// several reads cost one timeout, not one each), and after it the server
+// is asked again.
+func TestStalledReadsWaitOneTimeout(t *testing.T) {
+	b := &stallingReads{Backend: memory.New()}
+	for _, name := range []string{"a", "b", "c"} {
+		if _, err := b.Backend.Put(t.Context(), name, strings.NewReader("content of "+name), int64(len("content of "+name)), backends.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const timeout = 500 * time.Millisecond
+	mnt := mountMem(t, b, Options{Timeout: timeout})
+	names(t, mnt) // list: the entries are known, the contents are not
+	b.stall.Store(true)
+	start := time.Now()
+	if _, err := os.ReadFile(filepath.Join(mnt, "a")); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("read of a stalled file: %v, want EIO", err)
+	}
+	first := time.Since(start)
+	start = time.Now()
+	if _, err := os.ReadFile(filepath.Join(mnt, "b")); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("second read: %v, want EIO", err)
+	}
+	if second := time.Since(start); first < timeout || second > timeout/2 {
+		t.Errorf("first read failed after %s, the second after %s; want the timeout (%s), then at once", first, second, timeout)
+	}
+	b.stall.Store(false)
+	time.Sleep(timeout)
+	if got, err := os.ReadFile(filepath.Join(mnt, "c")); err != nil || string(got) != "content of c" {
+		t.Fatalf("read after the server answers again: %q %v", got, err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudmount/cloudmount/backends"
@@ -28,6 +29,9 @@ type fsys struct {
 	// replayed is the highest sequence number of the records of earlier
 	// mounts.
 	replayed uint64
+	// stall is when (UnixNano) a call last got no answer within the
+	// timeout; 0 once the server answered again (see stalled).
+	stall atomic.Int64
 }
 
 // call returns a context for one remote call, bounded by the mount's timeout.

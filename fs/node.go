@@ -250,9 +250,17 @@ func (n *Node) revalidate(ctx context.Context, listingAge time.Duration) syscall
 			}
 		}
 	}
+	if n.fs.stalled() {
+		return 0 // the server lets calls wait: what is known answers
+	}
 	cctx, cancel := n.fs.call(ctx)
 	e, err := n.fs.be.Stat(cctx, p)
 	cancel()
+	if err == nil {
+		n.fs.answered()
+	} else {
+		n.fs.noteErr(err)
+	}
 	switch {
 	case err == nil && kind(e) == n.StableAttr().Mode:
 		if p == "" {

@@ -153,9 +153,12 @@ func (n *Node) list(ctx context.Context) ([]backends.Entry, syscall.Errno) {
 		entries, err := n.fs.be.List(cctx, dir)
 		switch {
 		case err == nil:
+			n.fs.answered()
 			n.fs.dirs.put(dir, entries)
 			n.fs.lists.forget(dir)
-		case !n.fs.Offline(err):
+		case n.fs.Offline(err):
+			n.fs.noteErr(err)
+		default:
 			n.fs.lists.fail(dir, err)
 		}
 		return entries, err

@@ -2,8 +2,10 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/cloudmount/cloudmount/backends"
 	"github.com/cloudmount/cloudmount/cache"
@@ -53,7 +55,11 @@ func contentVersion(e backends.Entry) string { return e.Version }
 // is one of progress, not of length) and ends when ctx does. A backend that
 // can check the reply against the size of the file's entry does
 // (backends.SizedReader).
+// While the server is stalled (see stalled), it fails at once.
 func (f *fsys) openStream(ctx context.Context, p string, off, length, size int64) (io.ReadCloser, error) {
+	if f.stalled() {
+		return nil, backends.Describe(backends.ErrUnavailable, "read %s: the server let a call wait %s moments ago; not asking again yet", p, f.opts.Timeout)
+	}
 	wctx, wd := newWatchdog(ctx, f.opts.Timeout)
 	stop := context.AfterFunc(ctx, wd.stop)
 	var rc io.ReadCloser
@@ -65,21 +71,65 @@ func (f *fsys) openStream(ctx context.Context, p string, off, length, size int64
 	}
 	if err != nil {
 		stop()
+		f.noteStall(wd, err)
 		wd.stop()
 		return nil, err
 	}
-	return &watchedStream{r: kickReader{rc, wd}, rc: rc, wd: wd, stop: stop}, nil
+	f.answered()
+	return &watchedStream{f: f, r: kickReader{rc, wd}, rc: rc, wd: wd, stop: stop}, nil
+}
+
+// noteStall records a read that ended for want of an answer: the
+// watchdog's, or the backend's own deadline.
+func (f *fsys) noteStall(wd *watchdog, err error) {
+	if wd.fired.Load() {
+		f.stall.Store(time.Now().UnixNano())
+		return
+	}
+	f.noteErr(err)
+}
+
+// stalled reports whether the server let a call wait out the timeout less
+// than a timeout ago, and nothing has been answered since. Reads of data
+// not in the cache then fail at once, and stats serve what is known, so
+// that a cat (whose kernel sends several reads after an open) or an ls -l
+// waits one timeout, not one per call. The first answer (an upload the
+// queue's probe let through, a listing, a read) ends it.
+func (f *fsys) stalled() bool {
+	at := f.stall.Load()
+	return at != 0 && time.Since(time.Unix(0, at)) < f.opts.Timeout
+}
+
+// noteErr records a call that got no answer in time.
+func (f *fsys) noteErr(err error) {
+	if errors.Is(err, backends.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		f.stall.Store(time.Now().UnixNano())
+	}
+}
+
+// answered records that the server answered.
+func (f *fsys) answered() {
+	if f.stall.Load() != 0 {
+		f.stall.Store(0)
+	}
 }
 
 // watchedStream is a stream with its watchdog.
 type watchedStream struct {
+	f    *fsys
 	r    io.Reader
 	rc   io.ReadCloser
 	wd   *watchdog
 	stop func() bool
 }
 
-func (s *watchedStream) Read(p []byte) (int, error) { return s.r.Read(p) }
+func (s *watchedStream) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		s.f.noteStall(s.wd, err)
+	}
+	return n, err
+}
 
 // Close ends the stream. The watchdog goes first: it cancels the request,
 // which a Close of a response body in the middle of a Read would wait for.

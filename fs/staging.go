@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -159,6 +160,8 @@ type watchdog struct {
 	t      *time.Timer
 	cancel context.CancelFunc
 	once   sync.Once
+	// fired: the context ended for want of progress.
+	fired atomic.Bool
 }
 
 // newWatchdog returns a context that ends when the watchdog is not kicked for
@@ -166,7 +169,10 @@ type watchdog struct {
 func newWatchdog(parent context.Context, d time.Duration) (context.Context, *watchdog) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
 	w := &watchdog{d: d, cancel: cancel}
-	w.t = time.AfterFunc(d, cancel)
+	w.t = time.AfterFunc(d, func() {
+		w.fired.Store(true)
+		cancel()
+	})
 	return ctx, w
 }
 

@@ -170,6 +170,7 @@ func (f *fsys) Upload(ctx context.Context, rec cache.Record, progress func(int64
 	if err != nil {
 		return "", err
 	}
+	f.answered()
 	n.mu.Lock()
 	clean := (n.staged == nil || !n.staged.dirty) && n.pending.IsZero()
 	n.mu.Unlock()

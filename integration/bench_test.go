@@ -14,11 +14,12 @@ import (
 	"time"
 )
 
-// The benchmark of issue 5: cloudmount side by side with davfs2, sshfs and
-// rclone mount on the same loopback servers, next to the limits (local
-// disk, curl, sftp/scp). It is test code behind the bench build tag so that
-// it reuses the harness (servers, mounts, cleanup) and never runs with the
-// ordinary tests:
+// The benchmark of issue 5 and of the issue "SFTP backend": cloudmount
+// side by side with davfs2, sshfs and rclone mount on the same loopback
+// servers (WebDAV and OpenSSH), next to the limits (local disk, curl,
+// sftp/scp). It is test code behind the bench build tag so that it reuses
+// the harness (servers, mounts, cleanup) and never runs with the ordinary
+// tests:
 //
 //	go test -tags bench -run TestBench -timeout 3h -v ./integration/
 //

@@ -1,6 +1,8 @@
 package tahoe
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -90,28 +92,19 @@ func capKind(s string) (kind, rest string, ok bool) {
 	return kind, rest, true
 }
 
-// redactPrefix is how many characters of the key field Redact shows: 20
-// bits of a key of 128 or more, enough to tell two caps apart in a log.
-const redactPrefix = 4
-
-// Redact renders a capability for logs and messages: its kind and the
-// first characters of its key, "URI:DIR2:abcd…". Nothing that could
-// be used as the capability is left.
+// Redact renders a capability for logs and messages: its kind and a short
+// hash of the whole, "DIR2#3f2a1b", enough to tell two caps apart in a log.
+// No character of the capability's key is shown, and nothing looks like a
+// capability (no "URI:").
 func Redact(cap string) string {
-	kind, rest, ok := capKind(cap)
+	kind, _, ok := capKind(cap)
 	if !ok {
 		return "(not a capability)"
 	}
-	n := 0
-	for n < len(rest) && n < redactPrefix && isBase32(rest[n]) {
-		n++
-	}
-	return "URI:" + kind + ":" + rest[:n] + "…"
-}
-
-// isBase32 reports whether c is a digit of Tahoe's lower-case base32.
-func isBase32(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= '2' && c <= '7'
+	c := strings.TrimSpace(cap)
+	c = strings.TrimPrefix(strings.TrimPrefix(c, "ro."), "imm.")
+	sum := sha256.Sum256([]byte(c))
+	return kind + "#" + hex.EncodeToString(sum[:3])
 }
 
 // IsReadOnlyCap reports whether cap allows no change, decided from its kind

@@ -284,7 +284,7 @@ func TestReadOnlyWithoutRequests(t *testing.T) {
 	if _, err := b.Stat(t.Context(), "f"); err != nil {
 		t.Errorf("Stat on a read-only cap: %v", err)
 	}
-	if !strings.HasPrefix(b.String(), "tahoe:URI:DIR2-RO:") || strings.Contains(b.String(), f.readCap(rw)) {
+	if !strings.HasPrefix(b.String(), "tahoe:DIR2-RO#") || strings.Contains(b.String(), f.readCap(rw)) {
 		t.Errorf("String() = %q", b.String())
 	}
 }

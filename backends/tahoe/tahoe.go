@@ -108,18 +108,18 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	kind, _, ok := capKind(cap)
 	if !ok {
-		return nil, errors.New("tahoe: the capability is not one (a directory capability starts with URI:DIR2:)")
+		return nil, errors.New("tahoe: the capability is not one (a directory capability is the text tahoe list-aliases shows for the alias)")
 	}
 	k, known := capKinds[kind]
 	switch {
 	case !known:
 		return nil, backends.Describe(backends.ErrUnsupported, "tahoe: %s is a capability of a kind cloudmount does not know; "+
-			"give a directory capability (URI:DIR2:…, URI:DIR2-RO:…)", Redact(cap))
+			"give a directory capability (kind DIR2 or DIR2-RO)", Redact(cap))
 	case !k.dir:
 		return nil, backends.Describe(backends.ErrNotDir, "tahoe: %s is the capability of a file, not of a directory", Redact(cap))
 	case k.verify:
 		return nil, backends.Describe(backends.ErrPermission, "tahoe: %s is a verify capability, which cannot read the directory; "+
-			"give a read (URI:DIR2-RO:…) or write (URI:DIR2:…) capability", Redact(cap))
+			"give a read (DIR2-RO) or write (DIR2) capability", Redact(cap))
 	}
 	u.RawQuery, u.Fragment = "", ""
 	u.Path = strings.TrimSuffix(u.Path, "/") + "/"
@@ -199,7 +199,7 @@ func (b *Backend) checkRoot(ctx context.Context) error {
 	return nil
 }
 
-// String names the backend for logs: "tahoe:URI:DIR2:abcd…".
+// String names the backend for logs: "tahoe:DIR2#3f2a1b".
 func (b *Backend) String() string { return "tahoe:" + b.redacted }
 
 // GoString is String, so that %#v shows no cap.
