@@ -66,71 +66,83 @@ func wantConflictInStatus(t testing.TB, m *Mount, rel, copyName string) {
 func TestConflict(t *testing.T) {
 	eachServer(t, func(t *testing.T, srv *Server) {
 		m := mountServer(t, srv, MountOptions{Args: []string{"--writeback-delay=10m"}})
-		if err := os.Mkdir(m.Path("c"), 0o755); err != nil {
+		testConflicts(t, srv, m, srv.Hidden)
+	})
+}
+
+// testConflicts is TestConflict on mount m of srv (the write-back delay
+// long enough that nothing is uploaded before `cloudmount sync`), in a
+// new directory c; hidden tells the server's own files, which do not
+// count, from the test's.
+func testConflicts(t *testing.T, srv *Server, m *Mount, hidden func(string) bool) {
+	if err := os.Mkdir(m.Path("c"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("edit", func(t *testing.T) {
+		original := []byte("version 1, written through the mount\n")
+		local := []byte("version 2, edited on the mount\n")
+		remote := []byte("version 3, changed on the server meanwhile, by someone else\n")
+		if err := os.WriteFile(m.Path("c/doc.txt"), original, 0o644); err != nil {
 			t.Fatal(err)
 		}
+		m.Sync(t)
+		wantFile(t, srv.Path("c/doc.txt"), original)
 
-		t.Run("edit", func(t *testing.T) {
-			original := []byte("version 1, written through the mount\n")
-			local := []byte("version 2, edited on the mount\n")
-			remote := []byte("version 3, changed on the server meanwhile, by someone else\n")
-			if err := os.WriteFile(m.Path("c/doc.txt"), original, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			m.Sync(t)
-			wantFile(t, srv.Path("c/doc.txt"), original)
-
-			if err := os.WriteFile(m.Path("c/doc.txt"), local, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			wantFile(t, m.Path("c/doc.txt"), local)
-			wantFile(t, srv.Path("c/doc.txt"), original)
-			srv.WriteFile(t, "c/doc.txt", remote, time.Now().Add(time.Minute))
-			m.Sync(t)
-
-			wantFile(t, srv.Path("c/doc.txt"), remote)
-			copies := conflictCopies(t, srv, "c", "doc", ".txt")
-			if len(copies) != 1 {
-				t.Fatalf("server's c/: want doc.txt and one conflict copy of it, got %q", readDirNames(t, srv.Path("c")))
-			}
-			wantFile(t, srv.Path("c/"+copies[0]), local)
-			wantConflictInStatus(t, m, "c/doc.txt", copies[0])
-			// The mount shows both, the server's version under the
-			// original name (once its listing and attributes expire).
-			eventually(t, 90*time.Second, func() error {
-				for name, want := range map[string][]byte{"doc.txt": remote, copies[0]: local} {
-					got, err := os.ReadFile(m.Path("c/" + name))
-					if err != nil || !bytes.Equal(got, want) {
-						return fmt.Errorf("on the mount, c/%s has %q (%v), want %q", name, got, err, want)
-					}
-				}
-				return nil
-			})
-		})
-
-		t.Run("create", func(t *testing.T) {
-			local := []byte("created on the mount\n")
-			remote := []byte("created on the server first\n")
-			if err := os.WriteFile(m.Path("c/new.txt"), local, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			wantFile(t, m.Path("c/new.txt"), local)
-			srv.WriteFile(t, "c/new.txt", remote, time.Time{})
-			m.Sync(t)
-
-			wantFile(t, srv.Path("c/new.txt"), remote)
-			copies := conflictCopies(t, srv, "c", "new", ".txt")
-			if len(copies) != 1 {
-				t.Fatalf("server's c/: want new.txt and one conflict copy of it, got %q", readDirNames(t, srv.Path("c")))
-			}
-			wantFile(t, srv.Path("c/"+copies[0]), local)
-			wantConflictInStatus(t, m, "c/new.txt", copies[0])
-		})
-
-		// Nothing else appeared: no temporary or extra copies.
-		got := slices.DeleteFunc(readDirNames(t, srv.Path("c")), srv.Hidden)
-		if len(got) != 4 {
-			t.Errorf("server's c/ after both conflicts: %q, want doc.txt, new.txt and one conflict copy of each", got)
+		if err := os.WriteFile(m.Path("c/doc.txt"), local, 0o644); err != nil {
+			t.Fatal(err)
 		}
+		wantFile(t, m.Path("c/doc.txt"), local)
+		wantFile(t, srv.Path("c/doc.txt"), original)
+		srv.WriteFile(t, "c/doc.txt", remote, time.Now().Add(time.Minute))
+		m.Sync(t)
+
+		copyName := wantOneConflict(t, srv, m, "doc", local, remote)
+		// The mount shows both, the server's version under the
+		// original name (once its listing and attributes expire).
+		eventually(t, 90*time.Second, func() error {
+			for name, want := range map[string][]byte{"doc.txt": remote, copyName: local} {
+				got, err := os.ReadFile(m.Path("c/" + name))
+				if err != nil || !bytes.Equal(got, want) {
+					return fmt.Errorf("on the mount, c/%s has %q (%v), want %q", name, got, err, want)
+				}
+			}
+			return nil
+		})
 	})
+
+	t.Run("create", func(t *testing.T) {
+		local := []byte("created on the mount\n")
+		remote := []byte("created on the server first\n")
+		if err := os.WriteFile(m.Path("c/new.txt"), local, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		wantFile(t, m.Path("c/new.txt"), local)
+		srv.WriteFile(t, "c/new.txt", remote, time.Time{})
+		m.Sync(t)
+
+		wantOneConflict(t, srv, m, "new", local, remote)
+	})
+
+	// Nothing else appeared: no temporary or extra copies.
+	got := slices.DeleteFunc(readDirNames(t, srv.Path("c")), hidden)
+	if len(got) != 4 {
+		t.Errorf("server's c/ after both conflicts: %q, want doc.txt, new.txt and one conflict copy of each", got)
+	}
+}
+
+// wantOneConflict checks what a sync left of a conflict over c/STEM.txt:
+// the server keeps remote under the name and local in the one conflict
+// copy beside it, which the status lists. It returns the copy's name.
+func wantOneConflict(t *testing.T, srv *Server, m *Mount, stem string, local, remote []byte) string {
+	t.Helper()
+	rel := "c/" + stem + ".txt"
+	wantFile(t, srv.Path(rel), remote)
+	copies := conflictCopies(t, srv, "c", stem, ".txt")
+	if len(copies) != 1 {
+		t.Fatalf("server's c/: want %s.txt and one conflict copy of it, got %q", stem, readDirNames(t, srv.Path("c")))
+	}
+	wantFile(t, srv.Path("c/"+copies[0]), local)
+	wantConflictInStatus(t, m, rel, copies[0])
+	return copies[0]
 }

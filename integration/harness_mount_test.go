@@ -1,9 +1,9 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -117,13 +117,26 @@ func tryMount(t *testing.T, srv *Server, opts MountOptions) (*Mount, string, err
 	rememberMountDir(m.Dir)
 	t.Cleanup(func() { m.cleanup(t) })
 
-	cmd, out := m.command(t, tmp)
-	if opts.Foreground {
+	cmd := m.command(t, tmp)
+	out, err := m.runMountCmd(t, cmd, strings.Join(cmd.Args, " "))
+	return m, out, err
+}
+
+// runMountCmd runs the mount command cmd for m (its Args, Env, Stdin and
+// SysProcAttr set; where its output goes is decided here) and returns the
+// output to show and, unless it ended with a mounted daemon, an error;
+// cmdline names the command in errors. With -f the daemon is the child
+// started here, logging to m.LogFile, and the mount is waited for up to
+// 60s; otherwise the command returns once the mount is ready, and the
+// daemon it left is looked up. The SFTP, Tahoe and WebDAV mounts share it.
+func (m *Mount) runMountCmd(t *testing.T, cmd *exec.Cmd, cmdline string) (string, error) {
+	t.Helper()
+	if m.opts.Foreground {
 		logf, err := os.Create(m.LogFile)
 		if err != nil {
 			t.Fatal(err)
 		}
-		chownTo(t, m.LogFile, opts.Credential)
+		chownTo(t, m.LogFile, m.opts.Credential)
 		cmd.Stdout, cmd.Stderr = logf, logf
 		p, err := startProc("cloudmount -f", cmd)
 		logf.Close()
@@ -134,13 +147,13 @@ func tryMount(t *testing.T, srv *Server, opts MountOptions) (*Mount, string, err
 		deadline := time.Now().Add(60 * time.Second)
 		for {
 			if _, ok := mountedAt(m.Dir); ok {
-				return m, "", nil
+				return "", nil
 			}
 			if p.exited() {
-				return m, tailFile(m.LogFile, 40), fmt.Errorf("%s exited before mounting: %v", strings.Join(cmd.Args, " "), p.waitErr)
+				return tailFile(m.LogFile, 40), fmt.Errorf("%s exited before mounting: %v", cmdline, p.waitErr)
 			}
 			if time.Now().After(deadline) {
-				return m, tailFile(m.LogFile, 40), fmt.Errorf("%s did not mount within 60s", strings.Join(cmd.Args, " "))
+				return tailFile(m.LogFile, 40), fmt.Errorf("%s did not mount within 60s", cmdline)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -149,20 +162,87 @@ func tryMount(t *testing.T, srv *Server, opts MountOptions) (*Mount, string, err
 	before := binaryProcs()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd = exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
-	cmd.Env, cmd.SysProcAttr, cmd.Stdout, cmd.Stderr = m.env, m.sysProcAttr(), out, out
-	if err := cmd.Run(); err != nil {
-		return m, out.String(), fmt.Errorf("%s: %w", strings.Join(cmd.Args, " "), err)
+	bg := exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
+	bg.Env, bg.Stdin, bg.SysProcAttr = cmd.Env, cmd.Stdin, cmd.SysProcAttr
+	out, err := bg.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s: %w", cmdline, err)
 	}
 	// The command returns once the mount is ready: no waiting here.
 	if _, ok := mountedAt(m.Dir); !ok {
-		return m, out.String(), fmt.Errorf("%s returned success but %s is not in /proc/self/mountinfo", strings.Join(cmd.Args, " "), m.Dir)
+		return string(out), fmt.Errorf("%s returned success but %s is not in /proc/self/mountinfo", cmdline, m.Dir)
 	}
-	m.pid = m.findDaemon(before)
-	if m.pid == 0 {
-		return m, out.String(), fmt.Errorf("mounted, but no single daemon process of %s serves %s", binPath, m.Dir)
+	if m.pid = m.findDaemon(before); m.pid == 0 {
+		return string(out), fmt.Errorf("mounted, but no single daemon process of %s serves %s", binPath, m.Dir)
 	}
-	return m, out.String(), nil
+	return string(out), nil
+}
+
+// checkMountFailed checks the outcome of a mount that must fail (what
+// names it): a non-zero exit, a message, nothing mounted, no daemon left.
+func checkMountFailed(t *testing.T, m *Mount, out string, err error, what string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("%s succeeded, want a failure; output:\n%s", what, out)
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		t.Errorf("the mount failed without a non-zero exit: %v", err)
+	}
+	if _, ok := mountedAt(m.Dir); ok {
+		t.Errorf("the mount command failed but %s is mounted", m.Dir)
+	}
+	if n := len(daemonsOf(m.Dir)); n > 0 {
+		t.Errorf("the mount command failed but %d daemon(s) of %s still run", n, m.Dir)
+	}
+	if strings.TrimSpace(out) == "" {
+		t.Errorf("the mount failed with no message")
+	}
+}
+
+// daemonsOf lists the processes of the built binary that have dir in
+// their command line.
+func daemonsOf(dir string) []int {
+	var pids []int
+	for _, pid := range binaryProcs() {
+		if slices.Contains(procCmdline(pid), dir) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// newHomeMount is the Mount of a daemon that runs with a HOME of its own
+// (the SFTP and Tahoe suites), made in tmp with fresh directories for
+// whichever of *dir, *cacheDir and *home are "" (filled in), its log
+// tmp/daemon.log; t.Cleanup cleans up after it.
+func newHomeMount(t *testing.T, tmp string, srv *Server, foreground bool, dir, cacheDir, home *string) *Mount {
+	t.Helper()
+	for _, d := range []struct {
+		name  *string
+		fresh string
+		mode  os.FileMode
+	}{{dir, "mnt", 0o755}, {cacheDir, "cache", 0o700}, {home, "home", 0o700}} {
+		if *d.name == "" {
+			*d.name = filepath.Join(tmp, d.fresh)
+			mkdirOwned(t, *d.name, d.mode, nil)
+		}
+	}
+	m := &Mount{Dir: *dir, CacheDir: *cacheDir, LogFile: filepath.Join(tmp, "daemon.log"), Server: srv,
+		opts: MountOptions{Foreground: foreground, Dir: *dir, CacheDir: *cacheDir}}
+	rememberMountDir(m.Dir)
+	t.Cleanup(func() { m.cleanup(t) })
+	return m
+}
+
+// homeEnv is the test's environment without a password, HOME, the XDG
+// directories and the variables drop names ("NAME="), with HOME=home.
+func homeEnv(home string, drop ...string) []string {
+	drop = append([]string{"CLOUDMOUNT_PASSWORD=", "HOME=", "XDG_CONFIG_HOME=", "XDG_CACHE_HOME="}, drop...)
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return slices.ContainsFunc(drop, func(k string) bool { return strings.HasPrefix(kv, k) })
+	})
+	return append(env, "HOME="+home)
 }
 
 // sysProcAttr runs a command as the mount's user, if it has one.
@@ -173,9 +253,8 @@ func (m *Mount) sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Credential: m.opts.Credential}
 }
 
-// command builds the mount command line and its environment; out collects
-// the output of a background mount command.
-func (m *Mount) command(t *testing.T, tmp string) (*exec.Cmd, *bytes.Buffer) {
+// command builds the mount command line and its environment.
+func (m *Mount) command(t *testing.T, tmp string) *exec.Cmd {
 	t.Helper()
 	srv, opts := m.Server, m.opts
 	url := opts.URL
@@ -234,9 +313,7 @@ func (m *Mount) command(t *testing.T, tmp string) (*exec.Cmd, *bytes.Buffer) {
 	cmd := exec.Command(binPath, args...)
 	cmd.Env = env
 	cmd.SysProcAttr = m.sysProcAttr()
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	return cmd, &out
+	return cmd
 }
 
 // writeSecrets writes a secrets file with one line.

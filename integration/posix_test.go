@@ -37,26 +37,77 @@ func TestPOSIX(t *testing.T) {
 	slices.Sort(names)
 	eachServer(t, func(t *testing.T, srv *Server) {
 		m := mountServer(t, srv, MountOptions{Foreground: true})
-		for _, name := range names {
-			t.Run(name, func(t *testing.T) {
-				if why, ok := posixSkips[name]; ok {
-					t.Skip(why)
-				}
-				dir := m.Path("posix/" + name)
-				if err := os.MkdirAll(dir, 0o755); err != nil {
-					t.Fatal(err)
-				}
-				watchdog := time.AfterFunc(posixTestTimeout, func() {
-					t.Errorf("%s hangs after %v: aborting the FUSE connection", name, posixTestTimeout)
-					if err := abortFUSE(m.Dir); err != nil {
-						t.Errorf("abort: %v", err)
-					}
-				})
-				defer watchdog.Stop()
-				posixtest.All[name](t, dir)
-			})
-		}
+		runPOSIXTests(t, m, names, func(name string) string { return posixSkips[name] })
 	})
+}
+
+// runPOSIXTests runs the posixtest tests names on m, each as a subtest in
+// a directory posix/NAME of its own, under a watchdog that aborts the FUSE
+// connection if it hangs; a test for which skip gives a reason is skipped
+// with it.
+func runPOSIXTests(t *testing.T, m *Mount, names []string, skip func(name string) string) {
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			if why := skip(name); why != "" {
+				t.Skip(why)
+			}
+			dir := m.Path("posix/" + name)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			watchdog := time.AfterFunc(posixTestTimeout, func() {
+				t.Errorf("%s hangs after %v: aborting the FUSE connection", name, posixTestTimeout)
+				if err := abortFUSE(m.Dir); err != nil {
+					t.Errorf("abort: %v", err)
+				}
+			})
+			defer watchdog.Stop()
+			posixtest.All[name](t, dir)
+		})
+	}
+}
+
+// linkPOSIXSkips are the posixtest tests a mount of a backend that may
+// offer hard links (SFTP, Tahoe) cannot honour: those of posixSkips that
+// are not about hard links.
+var linkPOSIXSkips = map[string]string{
+	"XAttr":               posixSkips["XAttr"],
+	"FcntlFlockLocksFile": posixSkips["FcntlFlockLocksFile"],
+}
+
+// runPOSIXWithLinks runs the whole posixtest suite on m but
+// linkPOSIXSkips; the link tests run if hardlinks, else they are skipped
+// with the reason noLinks.
+func runPOSIXWithLinks(t *testing.T, m *Mount, hardlinks bool, noLinks string) {
+	names := mapKeys(posixtest.All)
+	slices.Sort(names)
+	runPOSIXTests(t, m, names, func(name string) string {
+		if why, ok := linkPOSIXSkips[name]; ok {
+			return why
+		}
+		if !hardlinks && (name == "Link" || name == "LinkUnlinkRename") {
+			return noLinks
+		}
+		return ""
+	})
+}
+
+// capsLine finds the capabilities the daemon logged at start-up
+// ("capabilities=..." in the "server capabilities" line).
+var capsLine = regexp.MustCompile(`capabilities="([^"]*)"`)
+
+// daemonCaps waits up to within for the capabilities in m's daemon log;
+// ok is false if they are not there by then.
+func daemonCaps(m *Mount, within time.Duration) (caps []string, ok bool) {
+	for deadline := time.Now().Add(within); ; time.Sleep(100 * time.Millisecond) {
+		log, _ := os.ReadFile(m.LogFile)
+		if mm := capsLine.FindSubmatch(log); mm != nil {
+			return strings.Fields(string(mm[1])), true
+		}
+		if time.Now().After(deadline) {
+			return nil, false
+		}
+	}
 }
 
 // TestPOSIXDocs checks that docs/posix.md names every posixtest test and

@@ -15,21 +15,8 @@ func TestRsync(t *testing.T) {
 	eachServer(t, func(t *testing.T, srv *Server) {
 		src := filepath.Join(t.TempDir(), "src")
 		files := makeTree(t, src, 300, 7)
-		var bytes int
-		for _, f := range files {
-			bytes += f.Size
-		}
 		m := mountServer(t, srv, MountOptions{})
-		dst := m.Path("dst") + "/"
-		rsync := func(t *testing.T, label string) int {
-			t.Helper()
-			start := time.Now()
-			out := run(t, "", "rsync", "-a", "--stats", src+"/", dst)
-			n := rsyncTransferred(t, out)
-			t.Logf("FIGURE: rsync -a %s, %s: %d of %d files (%.1f MiB) transferred in %.2fs",
-				srv.Kind, label, n, len(files), float64(bytes)/(1<<20), time.Since(start).Seconds())
-			return n
-		}
+		rsync := rsyncOnto(src, m.Path("dst"), srv.Kind, files)
 		if n := rsync(t, "first run"); n != len(files) {
 			t.Errorf("first run transferred %d files, want %d", n, len(files))
 		}
@@ -52,4 +39,23 @@ func TestRsync(t *testing.T) {
 		}
 		compareTree(t, src, m.Path("dst"), true, nil)
 	})
+}
+
+// rsyncOnto is a run of `rsync -a --stats` of the tree src (of files) into
+// dst, which logs its figure, on a server of kind, under label, and
+// returns how many files it transferred.
+func rsyncOnto(src, dst, kind string, files []treeFile) func(t *testing.T, label string) int {
+	var size int
+	for _, f := range files {
+		size += f.Size
+	}
+	return func(t *testing.T, label string) int {
+		t.Helper()
+		start := time.Now()
+		out := run(t, "", "rsync", "-a", "--stats", src+"/", dst+"/")
+		n := rsyncTransferred(t, out)
+		t.Logf("FIGURE: rsync -a %s, %s: %d of %d files (%.1f MiB) transferred in %.2fs",
+			kind, label, n, len(files), float64(size)/(1<<20), time.Since(start).Seconds())
+		return n
+	}
 }

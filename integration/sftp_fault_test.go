@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -179,40 +178,21 @@ func deadOps(t *testing.T, m *Mount, limit time.Duration, warm []byte, cold map[
 	}
 }
 
-// cmdResult is what withinLimit saw of one command.
-type cmdResult struct {
-	out  string
-	err  error
-	took time.Duration
-}
-
 // withinLimit runs a command on the mount with a watchdog: if it does not
 // come back within limit, the test fails, and the FUSE connection is
 // aborted so that the command (stuck in the kernel) ends.
 func withinLimit(t *testing.T, m *Mount, limit time.Duration, name string, args ...string) cmdResult {
 	t.Helper()
-	cmd := exec.Command(name, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		return cmdResult{out: out.String(), err: err, took: time.Since(start)}
-	case <-time.After(limit):
+	w := startWatched(t, name, args...)
+	if res, ok := w.wait(limit); ok {
+		return res
 	}
 	t.Errorf("%s %s hangs: no answer after %v (--timeout %v); aborting the FUSE connection", name, strings.Join(args, " "), limit, sftpTimeout)
 	if err := abortFUSE(m.Dir); err != nil {
 		t.Errorf("abort: %v", err)
 	}
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
+	if _, ok := w.wait(10 * time.Second); !ok {
+		_ = w.cmd.Process.Kill()
 	}
 	t.FailNow()
 	return cmdResult{}

@@ -2,17 +2,13 @@ package integration
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 // sftpEnv is what the SFTP tests share: one OpenSSH sshd for the whole
@@ -181,22 +177,7 @@ func tryMountSFTP(t *testing.T, e *sftpEnv, srv *Server, o sftpMountOptions) (*M
 	if o.Source == "" {
 		o.Source = e.sourceURL(srv, o.Port)
 	}
-	if o.Dir == "" {
-		o.Dir = filepath.Join(tmp, "mnt")
-		mkdirOwned(t, o.Dir, 0o755, nil)
-	}
-	if o.CacheDir == "" {
-		o.CacheDir = filepath.Join(tmp, "cache")
-		mkdirOwned(t, o.CacheDir, 0o700, nil)
-	}
-	if o.Home == "" {
-		o.Home = filepath.Join(tmp, "home")
-		mkdirOwned(t, o.Home, 0o700, nil)
-	}
-	m := &Mount{Dir: o.Dir, CacheDir: o.CacheDir, LogFile: filepath.Join(tmp, "daemon.log"), Server: srv,
-		opts: MountOptions{Foreground: o.Foreground, Dir: o.Dir, CacheDir: o.CacheDir}}
-	rememberMountDir(m.Dir)
-	t.Cleanup(func() { m.cleanup(t) })
+	m := newHomeMount(t, tmp, srv, o.Foreground, &o.Dir, &o.CacheDir, &o.Home)
 
 	args := []string{"mount", o.Source, m.Dir, "--cache-dir", m.CacheDir, "-v"}
 	if !o.Foreground {
@@ -237,61 +218,11 @@ func tryMountSFTP(t *testing.T, e *sftpEnv, srv *Server, o sftpMountOptions) (*M
 		args = append(args, "--secrets-file", secrets)
 	}
 	args = append(args, o.Args...)
-	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
-		for _, k := range []string{"CLOUDMOUNT_PASSWORD=", "SSH_AUTH_SOCK=", "HOME=", "XDG_CONFIG_HOME=", "XDG_CACHE_HOME="} {
-			if strings.HasPrefix(kv, k) {
-				return true
-			}
-		}
-		return false
-	})
-	m.env = append(append(env, "HOME="+o.Home), o.Env...)
-	cmdline := binPath + " " + strings.Join(args, " ")
-
-	if o.Foreground {
-		logf, err := os.Create(m.LogFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(binPath, args...)
-		cmd.Env, cmd.Stdout, cmd.Stderr = m.env, logf, logf
-		p, err := startProc("cloudmount -f", cmd)
-		logf.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.fg, m.pid = p, p.pid()
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			if _, ok := mountedAt(m.Dir); ok {
-				return m, "", nil
-			}
-			if p.exited() {
-				return m, tailFile(m.LogFile, 40), fmt.Errorf("%s exited before mounting: %v", cmdline, p.waitErr)
-			}
-			if time.Now().After(deadline) {
-				return m, tailFile(m.LogFile, 40), fmt.Errorf("%s did not mount within 60s", cmdline)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-
-	before := binaryProcs()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binPath, args...)
+	m.env = append(homeEnv(o.Home, "SSH_AUTH_SOCK="), o.Env...)
+	cmd := exec.Command(binPath, args...)
 	cmd.Env = m.env
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return m, string(out), fmt.Errorf("%s: %w", cmdline, err)
-	}
-	if _, ok := mountedAt(m.Dir); !ok {
-		return m, string(out), fmt.Errorf("%s returned success but %s is not in /proc/self/mountinfo", cmdline, m.Dir)
-	}
-	if m.pid = m.findDaemon(before); m.pid == 0 {
-		return m, string(out), fmt.Errorf("mounted, but no single daemon process of %s serves %s", binPath, m.Dir)
-	}
-	return m, string(out), nil
+	out, err := m.runMountCmd(t, cmd, binPath+" "+strings.Join(args, " "))
+	return m, out, err
 }
 
 // remountSFTP unmounts m with `cloudmount unmount` and mounts srv again on
@@ -308,33 +239,6 @@ func remountSFTP(t *testing.T, e *sftpEnv, m *Mount, o sftpMountOptions) *Mount 
 func wantMountFails(t *testing.T, e *sftpEnv, srv *Server, o sftpMountOptions) string {
 	t.Helper()
 	m, out, err := tryMountSFTP(t, e, srv, o)
-	if err == nil {
-		t.Fatalf("the mount succeeded, want a failure; output:\n%s", out)
-	}
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) {
-		t.Errorf("the mount failed without a non-zero exit: %v", err)
-	}
-	if _, ok := mountedAt(m.Dir); ok {
-		t.Errorf("the mount command failed but %s is mounted", m.Dir)
-	}
-	if n := len(daemonsOf(m.Dir)); n > 0 {
-		t.Errorf("the mount command failed but %d daemon(s) of %s still run", n, m.Dir)
-	}
-	if strings.TrimSpace(out) == "" {
-		t.Errorf("the mount failed with no message")
-	}
+	checkMountFailed(t, m, out, err, "the mount")
 	return out
-}
-
-// daemonsOf lists the processes of the built binary that have dir in
-// their command line.
-func daemonsOf(dir string) []int {
-	var pids []int
-	for _, pid := range binaryProcs() {
-		if slices.Contains(procCmdline(pid), dir) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -98,11 +97,7 @@ func testTahoeFaults(t *testing.T, g *tahoeGrid) {
 	took := m.Sync(t)
 	t.Logf("FIGURE: tahoe faults: cloudmount sync after the nodes came back: %.1fs", took.Seconds())
 	wantGrid(t, d, queued, "after the sync")
-	res = withinLimit(t, m, 60*time.Second, "cat", m.Path("cold/f1.bin"))
-	if res.err != nil || !bytes.Equal([]byte(res.out), cold["cold/f1.bin"]) {
-		t.Errorf("with the nodes back, cat cold/f1.bin (failed before): %v, %d bytes, want the %d bytes on the grid",
-			res.err, len(res.out), len(cold["cold/f1.bin"]))
-	}
+	wantReadsAgain(t, m, "cold/f1.bin", cold["cold/f1.bin"], "with the nodes back")
 	if st := m.Status(t); st.QueuedFiles != 0 || len(st.Failed) != 0 {
 		t.Errorf("after the sync, status shows queued or failed uploads: %s", st)
 	}
@@ -138,11 +133,7 @@ func testTahoeFaults(t *testing.T, g *tahoeGrid) {
 		took := m.Sync(t)
 		t.Logf("FIGURE: tahoe faults: cloudmount sync after frozen nodes went on: %.1fs", took.Seconds())
 		wantGrid(t, d, more, "after the frozen nodes went on and the sync")
-		res = withinLimit(t, m, 60*time.Second, "cat", m.Path("cold/f4.bin"))
-		if res.err != nil || !bytes.Equal([]byte(res.out), cold["cold/f4.bin"]) {
-			t.Errorf("with the nodes going on again, cat cold/f4.bin (failed before): %v, %d bytes, want the %d bytes on the grid",
-				res.err, len(res.out), len(cold["cold/f4.bin"]))
-		}
+		wantReadsAgain(t, m, "cold/f4.bin", cold["cold/f4.bin"], "with the nodes going on again")
 	})
 
 	m.Unmount(t, "cloudmount")
@@ -167,6 +158,17 @@ func wantEIO(t *testing.T, m *Mount, limit time.Duration, rel, when string) {
 	}
 }
 
+// wantReadsAgain reads rel, which failed before, through the mount: it
+// must come back within a minute with the bytes on the grid.
+func wantReadsAgain(t *testing.T, m *Mount, rel string, want []byte, when string) {
+	t.Helper()
+	res := withinLimit(t, m, 60*time.Second, "cat", m.Path(rel))
+	if res.err != nil || !bytes.Equal([]byte(res.out), want) {
+		t.Errorf("%s, cat %s (failed before): %v, %d bytes, want the %d bytes on the grid",
+			when, rel, res.err, len(res.out), len(want))
+	}
+}
+
 // tahoeHangLimit bounds how long boundedRun waits for a command that
 // overran its limit, to measure how long it really takes.
 const tahoeHangLimit = 2 * time.Minute
@@ -177,37 +179,21 @@ const tahoeHangLimit = 2 * time.Minute
 // other checks; after that it is killed and the test stops.
 func boundedRun(t *testing.T, m *Mount, limit time.Duration, name string, args ...string) cmdResult {
 	t.Helper()
-	cmd := exec.Command(name, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	w := startWatched(t, name, args...)
+	if res, ok := w.wait(limit); ok {
+		return res
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		return cmdResult{out: out.String(), err: err, took: time.Since(start)}
-	case <-time.After(limit):
-	}
-	select {
-	case err := <-done:
-		took := time.Since(start)
+	if res, ok := w.wait(tahoeHangLimit - limit); ok {
 		t.Errorf("%s %s hangs: it came back after %.1fs (%v), want within %v (--timeout %v and a margin)",
-			name, strings.Join(args, " "), took.Seconds(), err, limit, tahoeTimeout)
-		return cmdResult{out: out.String(), err: err, took: took}
-	case <-time.After(tahoeHangLimit - limit):
+			name, strings.Join(args, " "), res.took.Seconds(), res.err, limit, tahoeTimeout)
+		return res
 	}
 	t.Errorf("%s %s hangs: no answer after %v (--timeout %v); killing it", name, strings.Join(args, " "), tahoeHangLimit, tahoeTimeout)
 	if err := abortFUSE(m.Dir); err != nil {
 		t.Logf("abort the FUSE connection: %v", err)
 	}
-	_ = cmd.Process.Kill()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-	}
+	_ = w.cmd.Process.Kill()
+	w.wait(10 * time.Second)
 	t.FailNow()
 	return cmdResult{}
 }

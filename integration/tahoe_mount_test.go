@@ -4,13 +4,9 @@ package integration
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -66,23 +62,7 @@ func tryMountTahoe(t *testing.T, d *tahoeDir, o tahoeMountOptions) (*Mount, stri
 	if o.NodeDir == "" {
 		o.NodeDir = d.g.Client.Dir
 	}
-	if o.Dir == "" {
-		o.Dir = filepath.Join(tmp, "mnt")
-		mkdirOwned(t, o.Dir, 0o755, nil)
-	}
-	if o.CacheDir == "" {
-		o.CacheDir = filepath.Join(tmp, "cache")
-		mkdirOwned(t, o.CacheDir, 0o700, nil)
-	}
-	if o.Home == "" {
-		o.Home = filepath.Join(tmp, "home")
-		mkdirOwned(t, o.Home, 0o700, nil)
-	}
-	m := &Mount{Dir: o.Dir, CacheDir: o.CacheDir, LogFile: filepath.Join(tmp, "daemon.log"),
-		Server: &Server{Kind: "tahoe", URL: o.Source},
-		opts:   MountOptions{Foreground: o.Foreground, Dir: o.Dir, CacheDir: o.CacheDir}}
-	rememberMountDir(m.Dir)
-	t.Cleanup(func() { m.cleanup(t) })
+	m := newHomeMount(t, tmp, &Server{Kind: "tahoe", URL: o.Source}, o.Foreground, &o.Dir, &o.CacheDir, &o.Home)
 
 	settings := [][2]string{{"cache-dir", m.CacheDir}}
 	if o.NodeDir != "-" {
@@ -108,70 +88,14 @@ func tryMountTahoe(t *testing.T, d *tahoeDir, o tahoeMountOptions) (*Mount, stri
 		args = append(args, "-f")
 	}
 	args = append(append(args, "-v"), o.Args...)
-	env := os.Environ()
-	var kept []string
-	for _, kv := range env {
-		drop := false
-		for _, k := range []string{"CLOUDMOUNT_PASSWORD=", "HOME=", "XDG_CONFIG_HOME=", "XDG_CACHE_HOME="} {
-			drop = drop || strings.HasPrefix(kv, k)
-		}
-		if !drop {
-			kept = append(kept, kv)
-		}
-	}
-	m.env = append(kept, "HOME="+o.Home)
-	cmdline := "cloudmount " + strings.Join(args, " ")
-
-	if o.Foreground {
-		logf, err := os.Create(m.LogFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(binPath, args...)
-		cmd.Env, cmd.Stdout, cmd.Stderr = m.env, logf, logf
-		if o.Stdin != nil {
-			cmd.Stdin = bytes.NewReader(o.Stdin)
-		}
-		p, err := startProc("cloudmount -f", cmd)
-		logf.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.fg, m.pid = p, p.pid()
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			if _, ok := mountedAt(m.Dir); ok {
-				return m, "", nil
-			}
-			if p.exited() {
-				return m, tailFile(m.LogFile, 40), fmt.Errorf("%s exited before mounting: %v", cmdline, p.waitErr)
-			}
-			if time.Now().After(deadline) {
-				return m, tailFile(m.LogFile, 40), fmt.Errorf("%s did not mount within 60s", cmdline)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-
-	before := binaryProcs()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binPath, args...)
+	m.env = homeEnv(o.Home)
+	cmd := exec.Command(binPath, args...)
 	cmd.Env = m.env
 	if o.Stdin != nil {
 		cmd.Stdin = bytes.NewReader(o.Stdin)
 	}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return m, string(out), fmt.Errorf("%s: %w", cmdline, err)
-	}
-	if _, ok := mountedAt(m.Dir); !ok {
-		return m, string(out), fmt.Errorf("%s returned success but %s is not in /proc/self/mountinfo", cmdline, m.Dir)
-	}
-	if m.pid = m.findDaemon(before); m.pid == 0 {
-		return m, string(out), fmt.Errorf("mounted, but no single daemon process of %s serves %s", binPath, m.Dir)
-	}
-	return m, string(out), nil
+	out, err := m.runMountCmd(t, cmd, "cloudmount "+strings.Join(args, " "))
+	return m, out, err
 }
 
 // remountTahoe unmounts m with `cloudmount unmount` and mounts d again on
@@ -191,22 +115,7 @@ func remountTahoe(t *testing.T, d *tahoeDir, m *Mount, freshCache bool, o tahoeM
 func wantTahoeMountFails(t *testing.T, d *tahoeDir, o tahoeMountOptions) string {
 	t.Helper()
 	m, out, err := tryMountTahoe(t, d, o)
-	if err == nil {
-		t.Fatalf("the mount of %s succeeded, want a failure; output:\n%s", o.Source, out)
-	}
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) {
-		t.Errorf("the mount failed without a non-zero exit: %v", err)
-	}
-	if _, ok := mountedAt(m.Dir); ok {
-		t.Errorf("the mount command failed but %s is mounted", m.Dir)
-	}
-	if n := len(daemonsOf(m.Dir)); n > 0 {
-		t.Errorf("the mount command failed but %d daemon(s) of %s still run", n, m.Dir)
-	}
-	if strings.TrimSpace(out) == "" {
-		t.Errorf("the mount failed with no message")
-	}
+	checkMountFailed(t, m, out, err, "the mount of "+o.Source)
 	return out
 }
 

@@ -103,26 +103,7 @@ func testTahoeShell(t *testing.T, g *tahoeGrid) {
 	if mt := mtimeOf(t, m.Dir); mt.Before(time.Unix(0, 0)) || mt.After(time.Now().Add(time.Hour)) {
 		t.Errorf("the mount's root directory has mtime %v (ls -ld shows it): want a real time, such as the directory's last change or the mount's", mt)
 	}
-	tmp := t.TempDir()
-	src := filepath.Join(tmp, "src.bin")
-	if err := os.WriteFile(src, randomBytes(700<<10, 1), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	local := filepath.Join(tmp, "local")
-	if err := os.Mkdir(local, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	script := "SRC=" + shellQuote(src) + "\n" + shellScript
-	wantOut := bash(t, local, script)
-	gotOut := bash(t, m.Dir, script)
-	if gotOut != wantOut {
-		t.Errorf("the script's output on the mount:\n%s\nin a local directory:\n%s", gotOut, wantOut)
-	}
-	compareLsL(t, local, m.Dir)
-	compareLsL(t, filepath.Join(local, "dir one"), m.Path("dir one"))
-	if err := diffTrees(local, m.Dir, treeCompare{mtimes: shellTouched}); err != nil {
-		t.Errorf("mount vs local directory: %v", err)
-	}
+	local := runShellScript(t, m, randomBytes(700<<10, 1))
 
 	took := m.Sync(t)
 	t.Logf("FIGURE: tahoe shell: cloudmount sync took %.1fs", took.Seconds())

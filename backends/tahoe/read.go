@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cloudmount/cloudmount/backends"
+	"github.com/cloudmount/cloudmount/backends/internal/httpread"
 )
 
 // rangeEnd is the last byte asked for by a read to the end of a file. The
@@ -85,8 +86,9 @@ func (b *Backend) read(ctx context.Context, p string, off, length, size int64) (
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
 		cr := resp.Header.Get("Content-Range")
-		first, lastGot, total, ok := parseContentRange(cr)
-		if !ok {
+		// A total of "*" does not read: Tahoe always gives the file's size.
+		first, lastGot, total, ok := httpread.ParseContentRange(cr, false)
+		if !ok || lastGot < first || total <= lastGot {
 			return bad("Content-Range %q does not read", cr)
 		}
 		if size >= 0 && total != size {
@@ -99,7 +101,10 @@ func (b *Backend) read(ctx context.Context, p string, off, length, size int64) (
 		if resp.ContentLength >= 0 && resp.ContentLength != n {
 			return bad("Content-Length %d, but Content-Range %q", resp.ContentLength, cr)
 		}
-		s.src = &exactReader{r: resp.Body, left: n, what: fmt.Sprintf("read %s: the reply to Range %s", display(p), asked)}
+		// Tahoe ends a body with "problem during download" when the grid
+		// fails after it began.
+		what := fmt.Sprintf("read %s: the reply to Range %s", display(p), asked)
+		s.src = httpread.NewExactReader(resp.Body, n, what).BrokenOff(backends.ErrUnavailable, "the node or the grid failed")
 		return s, nil
 	case http.StatusRequestedRangeNotSatisfiable:
 		_ = s.Close()
@@ -175,71 +180,4 @@ func (s *readStream) Close() error {
 	s.cancel()
 	_ = s.body.Close()
 	return nil
-}
-
-// exactReader passes on a body that must be left bytes long, failing with
-// ErrProtocol when it ends before or runs past that (Tahoe ends a body
-// with "problem during download" when the grid fails after it began).
-type exactReader struct {
-	r    io.Reader
-	left int64
-	what string
-	err  error // sticky
-}
-
-func (e *exactReader) Read(p []byte) (int, error) {
-	switch {
-	case e.err != nil:
-		return 0, e.err
-	case e.left == 0:
-		var one [1]byte
-		n, err := io.ReadFull(e.r, one[:])
-		if n > 0 {
-			e.err = backends.Describe(backends.ErrProtocol, "%s: the body goes on past its length", e.what)
-			return 0, e.err
-		}
-		return 0, err
-	}
-	if int64(len(p)) > e.left {
-		p = p[:e.left]
-	}
-	n, err := e.r.Read(p)
-	e.left -= int64(n)
-	if err == io.EOF {
-		if e.left > 0 {
-			e.err = backends.Describe(backends.ErrProtocol, "%s: the body ended %d bytes short", e.what, e.left)
-			return n, e.err
-		}
-		err = nil // the next Read makes sure it ends here
-	}
-	if err == io.ErrUnexpectedEOF && e.left > 0 {
-		e.err = backends.Describe(backends.ErrUnavailable, "%s: the body ended %d bytes short (the node or the grid failed)", e.what, e.left)
-		return n, e.err
-	}
-	return n, err
-}
-
-// parseContentRange reads "bytes 10-19/100". A total of "*" does not read:
-// Tahoe always gives the file's size.
-func parseContentRange(h string) (first, last, total int64, ok bool) {
-	rest, ok := strings.CutPrefix(strings.TrimSpace(h), "bytes ")
-	if !ok {
-		return 0, 0, 0, false
-	}
-	rng, tot, ok := strings.Cut(strings.TrimSpace(rest), "/")
-	if !ok {
-		return 0, 0, 0, false
-	}
-	a, z, ok := strings.Cut(rng, "-")
-	if !ok {
-		return 0, 0, 0, false
-	}
-	var err1, err2, err3 error
-	first, err1 = strconv.ParseInt(strings.TrimSpace(a), 10, 64)
-	last, err2 = strconv.ParseInt(strings.TrimSpace(z), 10, 64)
-	total, err3 = strconv.ParseInt(strings.TrimSpace(tot), 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil || first < 0 || last < first || total <= last {
-		return 0, 0, 0, false
-	}
-	return first, last, total, true
 }

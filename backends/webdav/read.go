@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/cloudmount/cloudmount/backends"
+	"github.com/cloudmount/cloudmount/backends/internal/httpread"
 )
 
 var _ backends.SizedReader = (*Backend)(nil)
@@ -74,7 +75,7 @@ func (b *Backend) read(ctx context.Context, p string, off, length, size int64) (
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
 		cr := resp.Header.Get("Content-Range")
-		first, last, total, ok := parseContentRange(cr)
+		first, last, total, ok := httpread.ParseContentRange(cr, true)
 		if !ok {
 			return bad("Content-Range %q does not read", cr)
 		}
@@ -98,7 +99,7 @@ func (b *Backend) read(ctx context.Context, p string, off, length, size int64) (
 		if resp.ContentLength >= 0 && resp.ContentLength != n {
 			return bad("Content-Length %d, but Content-Range %q", resp.ContentLength, cr)
 		}
-		s.r = &exactReader{r: resp.Body, left: n, what: s.describe(asked, size)}
+		s.r = httpread.NewExactReader(resp.Body, n, s.describe(asked, size))
 	case http.StatusOK:
 		// The server ignored Range (or none was sent): the body is the whole
 		// file, of which the part asked is cut out here.
@@ -109,7 +110,7 @@ func (b *Backend) read(ctx context.Context, p string, off, length, size int64) (
 		if total < 0 {
 			total = size
 		}
-		s.r = &exactReader{r: resp.Body, left: total, what: s.describe(asked, size)}
+		s.r = httpread.NewExactReader(resp.Body, total, s.describe(asked, size))
 		if off > 0 {
 			n, err := io.CopyN(io.Discard, s, off)
 			if err != nil && err != io.EOF {
@@ -171,70 +172,4 @@ func describeAsk(asked string, size int64) string {
 		what += fmt.Sprintf(" of a file of %d bytes", size)
 	}
 	return what
-}
-
-// exactReader passes on a body that must be left bytes long (left < 0:
-// unknown), failing with ErrProtocol when it ends before or runs past that.
-type exactReader struct {
-	r    io.Reader
-	left int64
-	what string
-	err  error // sticky
-}
-
-func (e *exactReader) Read(p []byte) (int, error) {
-	switch {
-	case e.err != nil:
-		return 0, e.err
-	case e.left < 0:
-		return e.r.Read(p)
-	case e.left == 0:
-		var one [1]byte
-		n, err := io.ReadFull(e.r, one[:])
-		if n > 0 {
-			e.err = backends.Describe(backends.ErrProtocol, "%s: the body goes on past its length", e.what)
-			return 0, e.err
-		}
-		return 0, err
-	}
-	if int64(len(p)) > e.left {
-		p = p[:e.left]
-	}
-	n, err := e.r.Read(p)
-	e.left -= int64(n)
-	if err == io.EOF {
-		if e.left > 0 {
-			e.err = backends.Describe(backends.ErrProtocol, "%s: the body ended %d bytes short", e.what, e.left)
-			return n, e.err
-		}
-		err = nil // the next Read makes sure it ends here
-	}
-	return n, err
-}
-
-// parseContentRange reads "bytes 10-19/100" (total -1 for "/*").
-func parseContentRange(h string) (first, last, total int64, ok bool) {
-	rest, ok := strings.CutPrefix(strings.TrimSpace(h), "bytes ")
-	if !ok {
-		return 0, 0, 0, false
-	}
-	rng, tot, ok := strings.Cut(strings.TrimSpace(rest), "/")
-	if !ok {
-		return 0, 0, 0, false
-	}
-	a, z, ok := strings.Cut(rng, "-")
-	if !ok {
-		return 0, 0, 0, false
-	}
-	var err1, err2, err3 error
-	first, err1 = strconv.ParseInt(strings.TrimSpace(a), 10, 64)
-	last, err2 = strconv.ParseInt(strings.TrimSpace(z), 10, 64)
-	total = -1
-	if t := strings.TrimSpace(tot); t != "*" {
-		total, err3 = strconv.ParseInt(t, 10, 64)
-	}
-	if err1 != nil || err2 != nil || err3 != nil || first < 0 || last < 0 || total < -1 {
-		return 0, 0, 0, false
-	}
-	return first, last, total, true
 }
