@@ -183,7 +183,7 @@ type listing struct {
 	// absent holds names the server said do not exist, with when.
 	absent map[string]time.Time
 	// times holds when single entries were learnt since the listing was
-	// read (lookups, this mount's own changes).
+	// read (lookups, this mount's own changes, removals included).
 	times map[string]time.Time
 }
 
@@ -199,14 +199,42 @@ func newDirCache(ttl time.Duration) *dirCache {
 	return &dirCache{ttl: ttl, byD: map[string]*listing{}}
 }
 
-func (d *dirCache) put(dir string, entries []backends.Entry) {
-	l := &listing{at: time.Now(), entries: make(map[string]backends.Entry, len(entries))}
+// put caches the listing of dir that the server gave for a request made at
+// asked. It may not show what this mount changed in dir while it was on
+// its way: those names keep what the cache learnt since.
+func (d *dirCache) put(dir string, entries []backends.Entry, asked time.Time) {
+	l := &listing{at: asked, entries: make(map[string]backends.Entry, len(entries))}
 	for _, e := range entries {
 		l.entries[e.Name] = e
 	}
 	d.mu.Lock()
+	defer d.mu.Unlock()
+	if old, ok := d.byD[dir]; ok {
+		for name, t := range old.times {
+			if t.Before(asked) {
+				continue
+			}
+			if e, ok := old.entries[name]; ok {
+				l.entries[name] = e
+			} else {
+				delete(l.entries, name)
+			}
+			if l.times == nil {
+				l.times = map[string]time.Time{}
+			}
+			l.times[name] = t
+		}
+		for name, t := range old.absent {
+			if !t.Before(asked) {
+				delete(l.entries, name)
+				if l.absent == nil {
+					l.absent = map[string]time.Time{}
+				}
+				l.absent[name] = t
+			}
+		}
+	}
 	d.byD[dir] = l
-	d.mu.Unlock()
 }
 
 // lookup answers from a fresh listing: the entry and true if the name is
@@ -342,14 +370,14 @@ func (d *dirCache) update(dir, name string, e *backends.Entry) {
 		return
 	}
 	delete(l.absent, name)
+	if l.times == nil {
+		l.times = map[string]time.Time{}
+	}
+	l.times[name] = time.Now()
 	if e == nil {
 		delete(l.entries, name)
 	} else {
 		l.entries[name] = *e
-		if l.times == nil {
-			l.times = map[string]time.Time{}
-		}
-		l.times[name] = time.Now()
 	}
 }
 

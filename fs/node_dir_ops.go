@@ -150,11 +150,12 @@ func (n *Node) list(ctx context.Context) ([]backends.Entry, syscall.Errno) {
 	entries, err := n.fs.lists.do(ctx, dir, func() ([]backends.Entry, error) {
 		cctx, cancel := n.fs.call(ctx)
 		defer cancel()
+		asked := time.Now()
 		entries, err := n.fs.be.List(cctx, dir)
 		switch {
 		case err == nil:
 			n.fs.answered()
-			n.fs.dirs.put(dir, entries)
+			n.fs.dirs.put(dir, entries, asked)
 			n.fs.lists.forget(dir)
 		case n.fs.Offline(err):
 			n.fs.noteErr(err)
@@ -361,7 +362,7 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	e.Name = name
 	n.fs.inos.forget(p)
 	n.fs.dirs.update(n.path(), name, &e)
-	n.fs.dirs.put(p, nil) // new and empty: lookups inside need no round trip
+	n.fs.dirs.put(p, nil, time.Now()) // new and empty: lookups inside need no round trip
 	ch := n.newChild(ctx, name, e, time.Now())
 	return ch, ch.Operations().(*Node).entryOut(out)
 }
