@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cloudmount/cloudmount/backends"
+	"github.com/cloudmount/cloudmount/backends/internal/httpread"
 )
 
 // put stores content at p or fails the test.
@@ -232,7 +233,7 @@ func TestMetadataFromOtherTools(t *testing.T) {
 	if e := mustStat(t, b, "s"); !e.ModTime.Equal(mt) || e.Meta.Type != "symlink" {
 		t.Fatalf("Stat after Put with metadata: %+v", e)
 	}
-	req, _ := http.NewRequest(http.MethodPut, f.url()+"uri/"+escapeSegment(root)+"/s", strings.NewReader("theirs, longer"))
+	req, _ := http.NewRequest(http.MethodPut, f.url()+"uri/"+httpread.EscapeSegment(root)+"/s", strings.NewReader("theirs, longer"))
 	req.Header.Set("Accept", "text/plain")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != 200 {

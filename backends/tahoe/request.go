@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cloudmount/cloudmount/backends"
+	"github.com/cloudmount/cloudmount/backends/internal/httpread"
 )
 
 // request is one call to the node's web API.
@@ -50,27 +51,6 @@ func display(p string) string {
 	return "/" + backends.Escape(p)
 }
 
-// escapeSegment percent-encodes everything in a path segment but the RFC
-// 3986 unreserved characters (so ':' of a cap too, which Tahoe decodes).
-func escapeSegment(s string) string {
-	const hexDigits = "0123456789ABCDEF"
-	var b strings.Builder
-	b.Grow(len(s))
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
-			c == '-', c == '.', c == '_', c == '~':
-			b.WriteByte(c)
-		default:
-			b.WriteByte('%')
-			b.WriteByte(hexDigits[c>>4])
-			b.WriteByte(hexDigits[c&15])
-		}
-	}
-	return b.String()
-}
-
 // urlOf is the URL of r. It holds a cap: it must go nowhere but the
 // request (not in a log line, not in an error).
 func (b *Backend) urlOf(r *request) string {
@@ -79,11 +59,11 @@ func (b *Backend) urlOf(r *request) string {
 	u.WriteString("uri")
 	if r.cap != "" {
 		u.WriteByte('/')
-		u.WriteString(escapeSegment(r.cap))
+		u.WriteString(httpread.EscapeSegment(r.cap))
 		if r.sub != "" {
 			for _, seg := range strings.Split(r.sub, "/") {
 				u.WriteByte('/')
-				u.WriteString(escapeSegment(seg))
+				u.WriteString(httpread.EscapeSegment(seg))
 			}
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cloudmount/cloudmount/backends"
+	"github.com/cloudmount/cloudmount/backends/internal/httpread"
 )
 
 // request describes one WebDAV call with a small (or no) body.
@@ -37,26 +38,6 @@ func display(p string) string {
 	return "/" + backends.Escape(p)
 }
 
-// escapeSegment percent-encodes everything in a path segment but the RFC 3986
-// unreserved characters, which every server decodes the same way.
-func escapeSegment(s string) string {
-	const hexDigits = "0123456789ABCDEF"
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
-			c == '-', c == '.', c == '_', c == '~':
-			b.WriteByte(c)
-		default:
-			b.WriteByte('%')
-			b.WriteByte(hexDigits[c>>4])
-			b.WriteByte(hexDigits[c&15])
-		}
-	}
-	return b.String()
-}
-
 // escapePath percent-encodes each segment of a relative path.
 func escapePath(p string) string {
 	if p == "" {
@@ -64,7 +45,7 @@ func escapePath(p string) string {
 	}
 	segs := strings.Split(p, "/")
 	for i, s := range segs {
-		segs[i] = escapeSegment(s)
+		segs[i] = httpread.EscapeSegment(s)
 	}
 	return strings.Join(segs, "/")
 }

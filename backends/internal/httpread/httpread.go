@@ -1,6 +1,7 @@
 // Package httpread holds what the HTTP backends (WebDAV, Tahoe-LAFS) share
-// to read a file: the parser of a reply's Content-Range and a reader that
-// holds a body to the length its headers announced.
+// to address and read a file: the escaping of a path segment, the parser of
+// a reply's Content-Range and a reader that holds a body to the length its
+// headers announced.
 package httpread
 
 import (
@@ -100,4 +101,26 @@ func (e *ExactReader) Read(p []byte) (int, error) {
 		return n, e.err
 	}
 	return n, err
+}
+
+// EscapeSegment percent-encodes everything in a path segment but the RFC
+// 3986 unreserved characters, which every server decodes the same way (a
+// Tahoe cap's ':' included).
+func EscapeSegment(s string) string {
+	const hexDigits = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			c == '-', c == '.', c == '_', c == '~':
+			b.WriteByte(c)
+		default:
+			b.WriteByte('%')
+			b.WriteByte(hexDigits[c>>4])
+			b.WriteByte(hexDigits[c&15])
+		}
+	}
+	return b.String()
 }
