@@ -112,22 +112,26 @@ func groupMembers(pgid int) []int {
 }
 
 // procPgid reads the process group of pid from /proc/PID/stat.
-func procPgid(pid int) (int, error) {
+func procPgid(pid int) (int, error) { return procStatField(pid, 2) }
+
+// procStatField reads field i (0: state) of /proc/PID/stat after the
+// command name, as a number.
+func procStatField(pid, i int) (int, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
 	}
 	// The command name is in parentheses and may hold spaces.
 	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
+	end := strings.LastIndexByte(s, ')')
+	if end < 0 {
 		return 0, errors.New("malformed stat")
 	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 3 {
+	f := strings.Fields(s[end+1:])
+	if len(f) <= i {
 		return 0, errors.New("malformed stat")
 	}
-	return strconv.Atoi(f[2])
+	return strconv.Atoi(f[i])
 }
 
 // isBinary reports whether pid runs the cloudmount binary built for this run.

@@ -449,19 +449,4 @@ func descendants(pid int) [][]int {
 }
 
 // procPPid reads the parent of pid from /proc/PID/stat.
-func procPPid(pid int) (int, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, errors.New("malformed stat")
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
-		return 0, errors.New("malformed stat")
-	}
-	return strconv.Atoi(f[1])
-}
+func procPPid(pid int) (int, error) { return procStatField(pid, 1) }
