@@ -48,6 +48,43 @@ type Record struct {
 	Meta backends.Meta `json:"-"`
 	// Committed is when close or fsync handed the content to the journal.
 	Committed time.Time `json:"committed"`
+
+	// Change is "" for an upload. Otherwise the record is a change of the
+	// server's tree made while the server could not be reached (or while
+	// earlier changes still waited), carried out in sequence order when it
+	// answers: ChangeMkdir, ChangeRemove or ChangeRename. It has no data;
+	// Size and Meta describe the entry it concerns, so that the mount can
+	// show the change until it is done.
+	Change string `json:"change,omitempty"`
+	// To is where ChangeRename moves Path.
+	To string `json:"to,omitempty"`
+	// ToBase is the server version of the entry at To that ChangeRename
+	// replaces ("" when there was none): another one there is not replaced.
+	ToBase string `json:"to_base,omitempty"`
+	// Dir: the entry removed, renamed or made is a directory.
+	Dir bool `json:"dir,omitempty"`
+}
+
+// Kinds of Record.Change.
+const (
+	ChangeMkdir  = "mkdir"
+	ChangeRemove = "remove"
+	ChangeRename = "rename"
+)
+
+// IsChange reports whether r is a change of the tree rather than an upload.
+func (r Record) IsChange() bool { return r.Change != "" }
+
+// String names r for messages: its path, or the change and its paths.
+func (r Record) String() string {
+	switch r.Change {
+	case "":
+		return r.Path
+	case ChangeRename:
+		return fmt.Sprintf("rename %s to %s", r.Path, r.To)
+	default:
+		return r.Change + " " + r.Path
+	}
 }
 
 // journalRecord is Record's on-disk form.
@@ -231,6 +268,9 @@ func (j *Journal) Load() (LoadResult, error) {
 		if clean {
 			break
 		}
+		if r.IsChange() {
+			continue
+		}
 		why, missing := j.checkData(r)
 		switch {
 		case why == "":
@@ -249,8 +289,10 @@ func (j *Journal) Load() (LoadResult, error) {
 	named := map[string]bool{}
 	for _, r := range j.live {
 		res.Records = append(res.Records, r)
-		named[r.Data] = true
-		j.unsynced[r.Data] = true // kill -9 may have left it in the page cache only
+		if !r.IsChange() {
+			named[r.Data] = true
+			j.unsynced[r.Data] = true // kill -9 may have left it in the page cache only
+		}
 	}
 	sort.Slice(res.Records, func(a, b int) bool { return res.Records[a].Seq < res.Records[b].Seq })
 	staged, err := j.fs.ReadDir(j.dataDir)
@@ -290,11 +332,14 @@ func (j *Journal) Load() (LoadResult, error) {
 	return res, nil
 }
 
-// keepNewest drops every live record but the newest of those that share
-// a key. j.mu is held.
+// keepNewest drops every live upload but the newest of those that share
+// a key (changes of the tree each stand alone). j.mu is held.
 func (j *Journal) keepNewest(key func(Record) string) {
 	newest := map[string]Record{}
 	for seq, r := range j.live {
+		if r.IsChange() {
+			continue
+		}
 		if old, ok := newest[key(r)]; ok {
 			if old.Seq > seq {
 				j.forgetLocked(seq)
@@ -473,12 +518,15 @@ func (j *Journal) CreateData() (*os.File, error) {
 // Commit appends rec (its content in the staging file rec.Data, written
 // and not to be changed until the next commit) with a new sequence number.
 // The caller removes the record it replaces with Delete. rec.Sum defaults
-// to rec.Meta.SHA256, else the staging file is hashed.
+// to rec.Meta.SHA256, else the staging file is hashed. A change of the tree
+// (rec.Change) has no staging file.
 func (j *Journal) Commit(rec *Record) error {
-	if rec.Sum == "" {
+	if rec.IsChange() {
+		rec.Data, rec.Sum = "", ""
+	} else if rec.Sum == "" {
 		rec.Sum = rec.Meta.SHA256
 	}
-	if rec.Sum == "" {
+	if rec.Sum == "" && !rec.IsChange() {
 		sum, err := j.hashData(rec.Data)
 		if err != nil {
 			return fmt.Errorf("journal: hash staging file of %s: %w", rec.Path, err)
@@ -493,7 +541,9 @@ func (j *Journal) Commit(rec *Record) error {
 		return fmt.Errorf("journal: record %s: %w", rec.Path, err)
 	}
 	j.next++
-	j.unsynced[rec.Data] = true
+	if !rec.IsChange() {
+		j.unsynced[rec.Data] = true
+	}
 	return nil
 }
 
@@ -776,12 +826,29 @@ func checkRecord(rec Record) error {
 	switch {
 	case rec.Seq == 0:
 		return errors.New("record has no sequence number")
+	case rec.IsChange():
+		return checkChange(rec)
 	case rec.Data == "" || rec.Data != filepath.Base(rec.Data) || rec.Data == "." || rec.Data == "..":
 		return fmt.Errorf("record names no valid data file (%q)", rec.Data)
 	case rec.Size < 0:
 		return errors.New("record has a negative size")
 	case !validPath(rec.Path):
 		return fmt.Errorf("record has an invalid path %q", rec.Path)
+	}
+	return nil
+}
+
+// checkChange checks the fields of a change of the tree.
+func checkChange(rec Record) error {
+	switch {
+	case rec.Change != ChangeMkdir && rec.Change != ChangeRemove && rec.Change != ChangeRename:
+		return fmt.Errorf("record has an unknown change %q", rec.Change)
+	case rec.Data != "":
+		return errors.New("change record names a data file")
+	case rec.Path == "" || !validPath(rec.Path):
+		return fmt.Errorf("record has an invalid path %q", rec.Path)
+	case rec.Change == ChangeRename && (rec.To == "" || !validPath(rec.To)):
+		return fmt.Errorf("record has an invalid destination %q", rec.To)
 	}
 	return nil
 }

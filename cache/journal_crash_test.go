@@ -329,6 +329,10 @@ type crashRun struct {
 	touched map[string]bool    // paths whose content changed since
 	sums    map[string]bool    // every sum ever committed
 	k       int
+
+	changes     map[uint64]Record // changes of the tree queued, not yet done
+	committedCh map[uint64]Record // every change ever queued
+	flushedCh   map[uint64]bool   // changes pending at the last flush
 }
 
 type simRec struct {
@@ -426,7 +430,33 @@ func (r *crashRun) commit(p, data, content string) error {
 func (r *crashRun) step() error {
 	ps := r.paths()
 	pick := func() string { return ps[r.rng.IntN(len(ps))] }
-	switch op := r.rng.IntN(20); {
+	switch op := r.rng.IntN(24); {
+	case op >= 20 && op < 22: // a change of the tree queued while offline
+		rec := Record{Change: ChangeRename, Path: fmt.Sprintf("d%d", r.rng.IntN(3)), To: fmt.Sprintf("e%d", r.rng.IntN(3)), Dir: true}
+		switch r.rng.IntN(3) {
+		case 0:
+			rec = Record{Change: ChangeMkdir, Path: fmt.Sprintf("n%d", r.rng.IntN(5)), Dir: true}
+		case 1:
+			rec = Record{Change: ChangeRemove, Path: fmt.Sprintf("d%d/f%d", r.rng.IntN(3), r.rng.IntN(12)), Base: "v" + strconv.Itoa(r.rng.IntN(9))}
+		}
+		if err := r.j.Commit(&rec); err != nil {
+			return err
+		}
+		r.changes[rec.Seq], r.committedCh[rec.Seq] = rec, rec
+		return nil
+	case op >= 22: // the oldest change done on the server
+		if len(r.changes) == 0 {
+			return nil
+		}
+		oldest := uint64(0)
+		for seq := range r.changes {
+			if oldest == 0 || seq < oldest {
+				oldest = seq
+			}
+		}
+		delete(r.changes, oldest)
+		delete(r.flushedCh, oldest)
+		return r.j.Delete(oldest)
 	case op < 6 || len(ps) == 0: // a new file, or a new version in a new staging file
 		p := fmt.Sprintf("d%d/f%d", r.rng.IntN(3), r.rng.IntN(12))
 		r.k++
@@ -488,6 +518,10 @@ func (r *crashRun) step() error {
 		for p, rec := range r.live {
 			r.flushed[p] = rec.content
 		}
+		r.flushedCh = map[uint64]bool{}
+		for seq := range r.changes {
+			r.flushedCh[seq] = true
+		}
 		return nil
 	}
 }
@@ -518,7 +552,8 @@ func crashOnce(t *testing.T, seed uint64, cut int, steps int) (int, []int) {
 		sfs.cut = base + cut
 	}
 	r := &crashRun{t: t, fs: sfs, j: j, rng: rand.New(rand.NewPCG(seed, 1)),
-		live: map[string]*simRec{}, flushed: map[string]string{}, touched: map[string]bool{}, sums: map[string]bool{}}
+		live: map[string]*simRec{}, flushed: map[string]string{}, touched: map[string]bool{}, sums: map[string]bool{},
+		changes: map[uint64]Record{}, committedCh: map[uint64]Record{}, flushedCh: map[uint64]bool{}}
 	r.runWorkload(steps)
 	if sfs.image == nil {
 		var syncs []int
@@ -537,7 +572,17 @@ func crashOnce(t *testing.T, seed uint64, cut int, steps int) (int, []int) {
 	res := loadImage(t, img, seed, cut)
 	// Nothing corrupt reaches the uploader.
 	got := map[string]Record{}
+	gotCh := map[uint64]bool{}
 	for _, rec := range res.Records {
+		if rec.IsChange() {
+			// A change comes back as it was queued, never invented.
+			want, ok := r.committedCh[rec.Seq]
+			if !ok || want.Change != rec.Change || want.Path != rec.Path || want.To != rec.To || want.Base != rec.Base {
+				t.Fatalf("seed %d cut %d: change %+v was never queued as such", seed, cut, rec)
+			}
+			gotCh[rec.Seq] = true
+			continue
+		}
 		n := img.names[filepath.Join(simStaging, rec.Data)]
 		if n == nil {
 			t.Logf("rec %+v; staging: %v", rec, func() (o []string) {
@@ -563,6 +608,13 @@ func crashOnce(t *testing.T, seed uint64, cut int, steps int) (int, []int) {
 		rec, ok := got[p]
 		if !ok || rec.Sum != sumOf(content) {
 			t.Fatalf("seed %d cut %d: %s was flushed and not changed since, but is not recovered (%v)\nquarantined %v dropped %v", seed, cut, p, ok, res.Quarantined, res.Dropped)
+		}
+	}
+	// Every change pending at the last flush and not done since is
+	// recovered.
+	for seq := range r.flushedCh {
+		if !gotCh[seq] {
+			t.Fatalf("seed %d cut %d: change %v was flushed and not done since, but is not recovered", seed, cut, r.committedCh[seq])
 		}
 	}
 	// Nothing is deleted: every staging file with content is still there

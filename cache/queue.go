@@ -31,6 +31,11 @@ type Uploader interface {
 	// credentials. Such an upload is retried like an offline one, with a
 	// backoff for the whole queue, until the server accepts them again.
 	Unauthorized(err error) bool
+	// Apply carries out a change of the tree (rec.Change) on the server.
+	// A change found done already (a lost reply) is done. note says what
+	// was done instead when the server's tree had changed meanwhile (a
+	// conflict); "" when the change went as made.
+	Apply(ctx context.Context, rec Record) (note string, err error)
 }
 
 // QueueOptions configure a write-back queue.
@@ -70,6 +75,7 @@ type Queue struct {
 	mu            sync.Mutex // protects the fields below
 	changed       *sync.Cond // signalled on every state change
 	items         map[string]*item
+	changes       []*item        // changes of the tree, oldest first
 	paused        map[string]int // path prefixes not to start uploads under
 	closed        bool
 	online        bool
@@ -141,11 +147,15 @@ func (s *Store) OpenQueue(up Uploader, o QueueOptions) (*Queue, []Record, error)
 	now := time.Now()
 	var bytes int64
 	for _, r := range recs {
+		if r.IsChange() {
+			q.changes = append(q.changes, &item{rec: r, due: now})
+			continue
+		}
 		q.items[r.Path] = &item{rec: r, due: now}
 		bytes += r.Size
 	}
 	if len(recs) > 0 {
-		o.Logger.Info("replaying the journal of an earlier mount", "files", len(recs), "bytes", bytes)
+		o.Logger.Info("replaying the journal of an earlier mount", "files", len(q.items), "bytes", bytes, "changes", len(q.changes))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	q.ctx, q.cancel = ctx, cancel
@@ -383,15 +393,20 @@ func (q *Queue) Sync(ctx context.Context, progress func(Status)) error {
 	last := time.Time{}
 	for {
 		waiting, failed := 0, []string(nil)
-		for ip, it := range q.items {
+		for _, it := range q.items {
 			if it.rec.Seq > target && (it.flying == 0 || it.flying > target) {
 				continue // queued after the call
 			}
 			if it.perm {
-				failed = append(failed, fmt.Sprintf("%s: %v", ip, it.lastErr))
+				failed = append(failed, fmt.Sprintf("%s: %v", it.rec, it.lastErr))
 				continue
 			}
 			waiting++
+		}
+		for _, c := range q.changes {
+			if c.rec.Seq <= target {
+				waiting++
+			}
 		}
 		if progress != nil && time.Since(last) >= time.Second {
 			st := q.statusLocked()
@@ -489,6 +504,13 @@ func (q *Queue) statusLocked() Status {
 	if !q.online {
 		st.OfflineSince = q.offSince
 	}
+	st.QueuedChanges = len(q.changes)
+	for _, c := range q.changes {
+		if c.lastErr != nil {
+			f := Failure{Path: c.rec.String(), Attempts: c.attempts, LastError: c.lastErr.Error(), NextTry: c.due}
+			st.Failed = append(st.Failed, f)
+		}
+	}
 	for ip, it := range q.items {
 		st.QueuedFiles++
 		st.QueuedBytes += it.rec.Size
@@ -515,9 +537,10 @@ func (q *Queue) statusLocked() Status {
 	return st
 }
 
+// counts returns what is queued: files (and changes of the tree) and bytes.
 func (q *Queue) counts() (int, int64) {
 	st := q.Status()
-	return st.QueuedFiles, st.QueuedBytes
+	return st.QueuedFiles + st.QueuedChanges, st.QueuedBytes
 }
 
 // changedLocked wakes the dispatcher and every waiter. q.mu must be held.
@@ -529,10 +552,16 @@ func (q *Queue) changedLocked() {
 	}
 }
 
-// flyingUnder reports whether an upload at or below p is in flight.
+// flyingUnder reports whether an upload at or below p, or a change of the
+// tree that touches p, is in flight.
 func (q *Queue) flyingUnder(p string) bool {
 	for ip, it := range q.items {
 		if it.flying != 0 && backends.InTree(ip, p) {
+			return true
+		}
+	}
+	for _, c := range q.changes {
+		if c.flying != 0 && concerns(c.rec, p) {
 			return true
 		}
 	}

@@ -36,6 +36,19 @@ func (u *fakeUploader) Upload(ctx context.Context, rec Record, progress func(int
 	return "", nil
 }
 
+// Apply records a change of the tree as "CHANGE PATH" in the same order
+// as the uploads.
+func (u *fakeUploader) Apply(ctx context.Context, rec Record) (string, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.tries++
+	if u.fail != nil {
+		return "", u.fail
+	}
+	u.got = append(u.got, rec.Change+" "+rec.Path)
+	return "", nil
+}
+
 func (u *fakeUploader) Probe(ctx context.Context) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -278,4 +291,113 @@ func TestQueueRetriesAfterAuthFailure(t *testing.T) {
 	if strings.Join(got, ",") != "a,b,c" {
 		t.Fatalf("uploads %v, want a, b and c", got)
 	}
+}
+
+// TestQueueChangesGoFirstAndSurviveRestart queues, with the server down,
+// a directory, files in it and elsewhere, a removal and a rename; after a
+// restart (as after kill -9) with the server back, the changes run in the
+// order they were made, each before the uploads they concern, and an
+// unrelated upload does not wait for them.
+func TestQueueChangesGoFirstAndSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	down := &fakeUploader{}
+	down.set(backends.ErrUnavailable, false)
+	s, q := openTestQueue(t, dir, down, QueueOptions{Transfers: 4})
+	if _, err := q.Change(Record{Change: ChangeMkdir, Path: "new", Dir: true}); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, s, q, "new/f", "in the new directory")
+	commit(t, s, q, "other", "unrelated")
+	if _, err := q.Change(Record{Change: ChangeRemove, Path: "old/gone", Base: "v1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Change(Record{Change: ChangeRename, Path: "old", To: "moved", Dir: true}); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, s, q, "moved/g", "in the moved directory")
+	if _, err := q.Change(Record{Change: "chmod", Path: "x"}); err == nil {
+		t.Fatal("an unknown kind of change was queued")
+	}
+	time.Sleep(100 * time.Millisecond)
+	st := q.Status()
+	if st.Online || st.QueuedFiles != 3 || st.QueuedChanges < 3 {
+		t.Fatalf("status while down %+v, want offline, 3 files and 3 changes queued", st)
+	}
+	q.Close()
+	s.Close()
+
+	up := &fakeUploader{probeOK: true}
+	s2, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q2, recs, err := s2.OpenQueue(up, QueueOptions{Transfers: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q2.Close(); s2.Close() })
+	changes := 0
+	for _, r := range recs {
+		if r.IsChange() {
+			changes++
+		}
+	}
+	if changes != 3 {
+		t.Fatalf("replayed %d changes (%v), want 3", changes, recs)
+	}
+	q2.Start()
+	if err := syncWithin(t, q2, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	got := up.uploads()
+	at := map[string]int{}
+	for i, g := range got {
+		at[g] = i
+	}
+	for _, want := range []string{"mkdir new", "new/f", "other", "remove old/gone", "rename old", "moved/g"} {
+		if _, ok := at[want]; !ok {
+			t.Fatalf("done on the server: %q, missing %q", got, want)
+		}
+	}
+	for _, order := range [][2]string{{"mkdir new", "new/f"}, {"mkdir new", "remove old/gone"},
+		{"remove old/gone", "rename old"}, {"rename old", "moved/g"}} {
+		if at[order[0]] > at[order[1]] {
+			t.Errorf("done on the server in the order %q: %q must come before %q", got, order[0], order[1])
+		}
+	}
+	if st := q2.Status(); st.QueuedChanges != 0 || st.QueuedFiles != 0 {
+		t.Fatalf("status after sync %+v", st)
+	}
+	if res, _ := s2.Journal.Load(); len(res.Records) != 0 {
+		t.Fatalf("journal keeps %d records after the sync", len(res.Records))
+	}
+}
+
+// TestQueueChangeFailingForGoodIsDropped: a change the server refuses for
+// good is reported as a conflict and dropped, and the uploads it held back
+// go on.
+func TestQueueChangeFailingForGoodIsDropped(t *testing.T) {
+	u := &refusingApplier{fakeUploader: fakeUploader{probeOK: true}}
+	s, q := openTestQueue(t, t.TempDir(), u, QueueOptions{})
+	if _, err := q.Change(Record{Change: ChangeMkdir, Path: "d", Dir: true}); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, s, q, "d/f", "x")
+	if err := syncWithin(t, q, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	st := q.Status()
+	if got := strings.Join(u.uploads(), ","); got != "d/f" {
+		t.Fatalf("uploads %q, want d/f", got)
+	}
+	if len(st.Conflicts) != 1 || st.Conflicts[0].Path != "mkdir d" || !strings.Contains(st.Conflicts[0].Note, "not done") {
+		t.Fatalf("conflicts %+v, want the refused mkdir", st.Conflicts)
+	}
+}
+
+// refusingApplier refuses every change of the tree for good.
+type refusingApplier struct{ fakeUploader }
+
+func (u *refusingApplier) Apply(ctx context.Context, rec Record) (string, error) {
+	return "", backends.ErrPermission
 }

@@ -45,7 +45,11 @@ func (q *Queue) dispatch(ctx context.Context) {
 				go func() {
 					defer q.wg.Done()
 					defer func() { <-slots }()
-					q.run(ctx, rec)
+					if rec.IsChange() {
+						q.runChange(ctx, rec)
+					} else {
+						q.run(ctx, rec)
+					}
 				}()
 				continue
 			default:
@@ -78,14 +82,18 @@ func (q *Queue) dispatch(ctx context.Context) {
 	}
 }
 
-// nextDueLocked returns the due item with the lowest sequence number that
-// may start now, or how long until one is due.
+// nextDueLocked returns the oldest change of the tree that may start now,
+// else the due upload with the lowest sequence number that may start now,
+// or how long until one is due.
 func (q *Queue) nextDueLocked() (*item, time.Duration) {
+	c, wait := q.nextChangeLocked()
+	if c != nil {
+		return c, 0
+	}
 	now := time.Now()
 	var best *item
-	wait := time.Hour
 	for p, it := range q.items {
-		if it.flying != 0 || it.perm || q.pausedLocked(p) {
+		if it.flying != 0 || it.perm || q.pausedLocked(p) || q.changePendingLocked(p) {
 			continue
 		}
 		if d := it.due.Sub(now); d > 0 {
@@ -105,6 +113,11 @@ func (q *Queue) flyingCountLocked() int {
 	n := 0
 	for _, it := range q.items {
 		if it.flying != 0 {
+			n++
+		}
+	}
+	for _, c := range q.changes {
+		if c.flying != 0 {
 			n++
 		}
 	}
@@ -149,6 +162,11 @@ func (q *Queue) setOnlineLocked() {
 			it.due = now
 		}
 	}
+	for _, c := range q.changes {
+		if c.lastErr != nil && c.due.After(now) {
+			c.due = now
+		}
+	}
 	q.changedLocked()
 }
 
@@ -183,28 +201,7 @@ func (q *Queue) run(ctx context.Context, rec Record) {
 	}
 	if err != nil {
 		it.flying = 0
-		it.attempts++
-		it.lastErr = err
-		unauthorized := q.up.Unauthorized(err)
-		it.perm = !unauthorized && q.up.Permanent(err)
-		backoff := q.backoff(it.attempts)
-		it.due = time.Now().Add(backoff)
-		if unauthorized {
-			q.authFailedLocked(err)
-			it.due = laterOf(it.due, q.auth.next)
-		} else if q.up.Offline(err) {
-			if q.online || q.auth.failed {
-				q.online, q.offSince = false, time.Now()
-				q.log.Warn("the server cannot be reached; uploads wait and are retried", "err", err)
-			}
-			q.auth = authState{}
-			q.lastErr = err.Error()
-		} else if it.perm {
-			q.log.Error("upload failed and will not be retried in this mount; the data stays in the journal", "path", rec.Path, "err", err)
-		} else {
-			q.log.Warn("upload failed; retrying", "path", rec.Path, "attempt", it.attempts, "in", backoff, "err", err)
-		}
-		q.changedLocked()
+		q.failedLocked(it, err)
 		q.mu.Unlock()
 		return
 	}
@@ -247,6 +244,33 @@ func (q *Queue) run(ctx context.Context, rec Record) {
 	if rewrite != nil {
 		q.j.Update(*rewrite)
 	}
+}
+
+// failedLocked records a failed attempt of it (not in flight any more) and
+// when to try again. q.mu is held.
+func (q *Queue) failedLocked(it *item, err error) {
+	it.attempts++
+	it.lastErr = err
+	unauthorized := q.up.Unauthorized(err)
+	it.perm = !unauthorized && q.up.Permanent(err)
+	backoff := q.backoff(it.attempts)
+	it.due = time.Now().Add(backoff)
+	if unauthorized {
+		q.authFailedLocked(err)
+		it.due = laterOf(it.due, q.auth.next)
+	} else if q.up.Offline(err) {
+		if q.online || q.auth.failed {
+			q.online, q.offSince = false, time.Now()
+			q.log.Warn("the server cannot be reached; uploads wait and are retried", "err", err)
+		}
+		q.auth = authState{}
+		q.lastErr = err.Error()
+	} else if it.perm {
+		q.log.Error("upload failed and will not be retried in this mount; the data stays in the journal", "path", it.rec.String(), "err", err)
+	} else {
+		q.log.Warn("upload failed; retrying", "path", it.rec.String(), "attempt", it.attempts, "in", backoff, "err", err)
+	}
+	q.changedLocked()
 }
 
 // hasSeq reports whether p's queued record is still seq.

@@ -18,6 +18,9 @@ type Status struct {
 	// including the ones in progress.
 	QueuedFiles int   `json:"queued_files"`
 	QueuedBytes int64 `json:"queued_bytes"`
+	// QueuedChanges counts changes of the tree (mkdir, rmdir, rm, mv) made
+	// while the server could not be reached, not yet carried out there.
+	QueuedChanges int `json:"queued_changes"`
 	// Uploading lists the uploads in progress.
 	Uploading []Transfer `json:"uploading"`
 	// Failed lists uploads whose last attempt failed; they are retried
@@ -55,9 +58,12 @@ type Failure struct {
 }
 
 // Conflict is a local version that went to a conflict copy because the
-// server's version changed meanwhile.
+// server's version changed meanwhile, or a queued change of the tree that
+// was not carried out as made because of a change on the server (Note
+// says what was done instead; Copy is then empty or where the entry went).
 type Conflict struct {
 	Path string    `json:"path"`
 	Copy string    `json:"copy"`
+	Note string    `json:"note,omitempty"`
 	Time time.Time `json:"time"`
 }

@@ -386,8 +386,10 @@ func (d *dirCache) update(dir, name string, e *backends.Entry) {
 // only here so far (written or queued): the mount answers for it by its
 // node until its upload puts it in the listing, so the target's listing
 // stays. Otherwise a source the cache did not know leaves the target's
-// listing unknown.
-func (d *dirCache) rename(from, to string, local bool) {
+// listing unknown. moveTree (a rename queued while the server cannot be
+// reached) keeps the listings below from, moved below to: the mount shows
+// them until the server has done the rename.
+func (d *dirCache) rename(from, to string, local, moveTree bool) {
 	fromDir, fromName := splitPath(from)
 	toDir, toName := splitPath(to)
 	d.mu.Lock()
@@ -410,10 +412,17 @@ func (d *dirCache) rename(from, to string, local bool) {
 			delete(d.byD, toDir)
 		}
 	}
-	for p := range d.byD {
+	moved := map[string]*listing{}
+	for p, l := range d.byD {
 		if backends.InTree(p, from) || backends.InTree(p, to) {
+			if moveTree && backends.InTree(p, from) {
+				moved[to+p[len(from):]] = l
+			}
 			delete(d.byD, p)
 		}
+	}
+	for p, l := range moved {
+		d.byD[p] = l
 	}
 }
 

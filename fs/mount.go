@@ -142,6 +142,9 @@ func newRoot(b backends.Backend, store *cache.Store, o Options) (*Node, error) {
 	f.q = q
 	for _, rec := range recs {
 		f.replayed = max(f.replayed, rec.Seq)
+		if rec.IsChange() {
+			continue
+		}
 		n, err := f.detachedNode(rec)
 		if err != nil {
 			o.Logger.Error("a queued file cannot be shown in the mount; it is still uploaded", "path", rec.Path, "err", err)

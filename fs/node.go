@@ -250,8 +250,10 @@ func (n *Node) revalidate(ctx context.Context, listingAge time.Duration) syscall
 			}
 		}
 	}
-	if n.fs.stalled() {
-		return 0 // the server lets calls wait: what is known answers
+	if n.fs.stalled() || n.fs.pending(p) {
+		// The server lets calls wait, or its entry is older than a
+		// queued change: what is known answers.
+		return 0
 	}
 	cctx, cancel := n.fs.call(ctx)
 	e, err := n.fs.be.Stat(cctx, p)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cloudmount/cloudmount/backends"
+	"github.com/cloudmount/cloudmount/cache"
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
@@ -41,6 +42,10 @@ func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 		if _, errno := n.list(ctx); errno == 0 {
 			e, found, known, at = n.fs.dirs.lookupAt(dir, name, n.fs.opts.DirCacheTime)
 		}
+	}
+	if !known && n.fs.pending(p) {
+		// The server's entry is older than a queued change here.
+		e, found, known = n.fs.dirs.lookupStale(dir, name)
 	}
 	if !known {
 		at = time.Now()
@@ -143,6 +148,12 @@ func (n *Node) list(ctx context.Context) ([]backends.Entry, syscall.Errno) {
 	dir := n.path()
 	if entries, ok := n.fs.dirs.fresh(dir); ok {
 		return entries, 0
+	}
+	if n.fs.pending(dir) {
+		// The server's listing is older than a queued change here.
+		if entries, ok := n.fs.dirs.stale(dir); ok {
+			return entries, 0
+		}
 	}
 	if err := n.fs.lists.failure(dir, n.fs.opts.DirCacheTime); err != nil {
 		return nil, toErrno(err)
@@ -343,21 +354,35 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 		return nil, syscall.EROFS
 	}
 	p := n.childPath(name)
-	cctx, cancel := n.fs.call(ctx)
-	defer cancel()
-	if err := n.fs.be.Mkdir(cctx, p); err != nil {
-		return nil, toErrno(err)
-	}
-	e, err := n.fs.be.Stat(cctx, p)
-	if err != nil {
-		e = backends.Entry{Name: name, IsDir: true, ModTime: time.Now()}
-	}
 	m := n.creator(ctx, mode)
 	if *m.Mode == 0o755 && m.UID == nil {
 		m = backends.Meta{}
 	}
-	if e, err = n.fs.storeMeta(ctx, p, e, m, ""); err != nil {
-		n.fs.log.Warn("storing directory metadata failed", "path", p, "err", err)
+	cctx, cancel := n.fs.call(ctx)
+	defer cancel()
+	var e backends.Entry
+	queued := n.fs.deferTree()
+	if !queued {
+		err := n.fs.be.Mkdir(cctx, p)
+		switch {
+		case err != nil && n.fs.unreachable(err):
+			queued = true
+		case err != nil:
+			return nil, toErrno(err)
+		default:
+			if e, err = n.fs.be.Stat(cctx, p); err != nil {
+				e = backends.Entry{Name: name, IsDir: true, ModTime: time.Now()}
+			}
+			if e, err = n.fs.storeMeta(ctx, p, e, m, ""); err != nil {
+				n.fs.log.Warn("storing directory metadata failed", "path", p, "err", err)
+			}
+		}
+	}
+	if queued {
+		if errno := n.fs.queueChange(cache.Record{Change: cache.ChangeMkdir, Path: p, Dir: true, Meta: m}); errno != 0 {
+			return nil, errno
+		}
+		e = backends.Entry{IsDir: true, ModTime: time.Now(), Meta: m}
 	}
 	e.Name = name
 	n.fs.inos.forget(p)
@@ -410,7 +435,7 @@ func (n *Node) Link(ctx context.Context, target fusefs.InodeEmbedder, name strin
 // unlinkName removes one name of a node that has others: the server
 // forgets that name, the node lives on under the others.
 func (n *Node) unlinkName(ctx context.Context, cn *Node, p string) syscall.Errno {
-	if errno := n.removeRemote(ctx, p); errno != 0 {
+	if errno := n.removeRemote(ctx, p, false, ""); errno != 0 {
 		return errno
 	}
 	cn.mu.Lock()
@@ -455,14 +480,17 @@ func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
 			}
 		}
 		if !local {
-			if errno := n.removeRemote(ctx, p); errno != 0 && !(queued && errno == syscall.ENOENT) {
+			if errno := n.removeRemote(ctx, p, false, cn.snapshot().Version); errno != 0 && !(queued && errno == syscall.ENOENT) {
 				cn.upMu.Unlock()
 				return errno
 			}
 		}
 		cn.upMu.Unlock()
-	} else if errno := n.removeRemote(ctx, p); errno != 0 {
-		return errno
+	} else {
+		e, _, _ := n.fs.dirs.lookupStale(n.path(), name)
+		if errno := n.removeRemote(ctx, p, false, e.Version); errno != 0 {
+			return errno
+		}
 	}
 	n.fs.dropQueued(p)
 	if cn != nil {
@@ -516,7 +544,7 @@ func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if n.fs.q.Has(p) {
 		return syscall.ENOTEMPTY
 	}
-	if errno := n.removeRemote(ctx, p); errno != 0 {
+	if errno := n.removeRemote(ctx, p, true, ""); errno != 0 {
 		return errno
 	}
 	n.forgetPath(p)
@@ -524,16 +552,37 @@ func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	return 0
 }
 
-func (n *Node) removeRemote(ctx context.Context, p string) syscall.Errno {
-	cctx, cancel := n.fs.call(ctx)
-	defer cancel()
-	if err := n.fs.be.Remove(cctx, p); err != nil {
-		if errno := toErrno(err); errno != syscall.ENOTEMPTY {
-			n.fs.log.Warn("remove failed", "path", p, "err", err)
+// removeRemote removes p on the server or, while the server cannot be
+// reached, queues its removal. base is the version of the file removed
+// ("" if unknown): a file changed on the server meanwhile is kept. A
+// directory's removal is queued only if its last listing, with this
+// mount's changes, is empty.
+func (n *Node) removeRemote(ctx context.Context, p string, dir bool, base string) syscall.Errno {
+	if !n.fs.deferTree() {
+		cctx, cancel := n.fs.call(ctx)
+		err := n.fs.be.Remove(cctx, p)
+		cancel()
+		if err == nil {
+			return 0
 		}
-		return toErrno(err)
+		if !n.fs.unreachable(err) {
+			if errno := toErrno(err); errno != syscall.ENOTEMPTY {
+				n.fs.log.Warn("remove failed", "path", p, "err", err)
+			}
+			return toErrno(err)
+		}
 	}
-	return 0
+	if dir {
+		entries, known := n.fs.dirs.stale(p)
+		switch {
+		case !known:
+			n.fs.log.Warn("rmdir while the server cannot be reached: the directory was never listed, so whether it is empty is unknown", "path", p)
+			return syscall.EIO
+		case len(entries) > 0:
+			return syscall.ENOTEMPTY
+		}
+	}
+	return n.fs.queueChange(cache.Record{Change: cache.ChangeRemove, Path: p, Dir: dir, Base: base})
 }
 
 // forgetPath drops everything remembered about a removed path.

@@ -61,16 +61,28 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 		}
 	}
 
-	local := src.isLocal()
+	local, queued := src.isLocal(), false
 	if !local {
-		cctx, cancel := n.fs.call(ctx)
-		err := n.fs.be.Rename(cctx, from, to, dstExists)
-		cancel()
-		if err != nil {
-			n.fs.log.Warn("rename failed", "from", from, "to", to, "err", err)
-			return toErrno(err)
+		queued = n.fs.deferTree()
+		if !queued {
+			cctx, cancel := n.fs.call(ctx)
+			err := n.fs.be.Rename(cctx, from, to, dstExists)
+			cancel()
+			switch {
+			case err != nil && n.fs.unreachable(err):
+				queued = true
+			case err != nil:
+				n.fs.log.Warn("rename failed", "from", from, "to", to, "err", err)
+				return toErrno(err)
+			default:
+				src.rebase(ctx, to)
+			}
 		}
-		src.rebase(ctx, to)
+		if queued {
+			if errno := n.queueRename(src, from, to, srcDir, dst, dstExists); errno != 0 {
+				return errno
+			}
+		}
 	} else if dstExists && (dst == nil || !dst.isLocal()) {
 		// The local file replaces a remote one (rsync, editors: write a
 		// temporary file, rename it over the original): its upload becomes
@@ -97,11 +109,34 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 	if n.fs.store != nil {
 		n.fs.store.Index.Rename(from, to)
 	}
-	n.fs.dirs.rename(from, to, local)
+	n.fs.dirs.rename(from, to, local, queued)
 	src.mu.Lock()
 	src.renamed = [2]string{from, to}
 	src.mu.Unlock()
 	return 0
+}
+
+// queueRename queues the server's half of a rename while it cannot be
+// reached, with what the mount needs to show the result meanwhile and what
+// the server must still have for the rename to go as made.
+func (n *Node) queueRename(src *Node, from, to string, srcDir bool, dst *Node, dstExists bool) syscall.Errno {
+	e := src.snapshot()
+	rec := cache.Record{Change: cache.ChangeRename, Path: from, To: to, Dir: srcDir, Base: e.Version, Size: e.Size, Meta: e.Meta}
+	if dstExists {
+		if dst != nil {
+			rec.ToBase = dst.snapshot().Version
+		} else {
+			dir, name := splitPath(to)
+			de, _, _ := n.fs.dirs.lookupStale(dir, name)
+			rec.ToBase = de.Version
+		}
+		if rec.ToBase == "" {
+			// What the server has there is unknown: the rename must not
+			// replace it, whatever it is.
+			rec.ToBase = "unknown"
+		}
+	}
+	return n.fs.queueChange(rec)
 }
 
 // childNode returns the node of a child the kernel knows, or nil.
@@ -121,14 +156,25 @@ func (n *Node) probeChild(ctx context.Context, name string) (*Node, bool, syscal
 	if _, found, known := n.fs.dirs.lookup(n.path(), name); known {
 		return nil, found, 0
 	}
+	p := n.childPath(name)
+	if n.fs.deferTree() || n.fs.pending(p) {
+		if _, found, known := n.fs.dirs.lookupStale(n.path(), name); known {
+			return nil, found, 0
+		}
+	}
 	cctx, cancel := n.fs.call(ctx)
 	defer cancel()
-	_, err := n.fs.be.Stat(cctx, n.childPath(name))
-	switch errno := toErrno(err); errno {
-	case 0:
+	_, err := n.fs.be.Stat(cctx, p)
+	switch errno := toErrno(err); {
+	case errno == 0:
 		return nil, true, 0
-	case syscall.ENOENT:
+	case errno == syscall.ENOENT:
 		return nil, false, 0
+	case n.fs.unreachable(err):
+		if _, found, known := n.fs.dirs.lookupStale(n.path(), name); known {
+			return nil, found, 0
+		}
+		return nil, false, errno
 	default:
 		return nil, false, errno
 	}
@@ -139,6 +185,8 @@ func (n *Node) checkReplace(ctx context.Context, to string, srcDir bool, dst *No
 	var dstDir bool
 	if dst != nil {
 		dstDir = dst.StableAttr().Mode == syscall.S_IFDIR
+	} else if e, found, _ := n.fs.dirs.lookupStale(splitPath(to)); found && (n.fs.deferTree() || n.fs.pending(to)) {
+		dstDir = e.IsDir
 	} else {
 		cctx, cancel := n.fs.call(ctx)
 		e, err := n.fs.be.Stat(cctx, to)
@@ -155,6 +203,15 @@ func (n *Node) checkReplace(ctx context.Context, to string, srcDir bool, dst *No
 		return syscall.EISDIR
 	case dstDir && n.fs.q.Has(to):
 		return syscall.ENOTEMPTY
+	case dstDir && (n.fs.deferTree() || n.fs.pending(to)):
+		entries, known := n.fs.dirs.stale(to)
+		if !known {
+			n.fs.log.Warn("rename over a directory while the server cannot be reached: it was never listed, so whether it is empty is unknown", "path", to)
+			return syscall.EIO
+		}
+		if len(entries) > 0 {
+			return syscall.ENOTEMPTY
+		}
 	case dstDir:
 		cctx, cancel := n.fs.call(ctx)
 		entries, err := n.fs.be.List(cctx, to)

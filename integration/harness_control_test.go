@@ -32,6 +32,7 @@ type Status struct {
 	LastError     string     `json:"last_error"`
 	QueuedFiles   int        `json:"queued_files"`
 	QueuedBytes   int64      `json:"queued_bytes"`
+	QueuedChanges int        `json:"queued_changes"`
 	Uploading     []Transfer `json:"uploading"`
 	Failed        []Failure  `json:"failed"`
 	Conflicts     []Conflict `json:"conflicts"`

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -195,5 +196,116 @@ func TestOfflineReads(t *testing.T) {
 			return nil
 		})
 		wantFile(t, m.Path("docs/report.bin"), seen)
+	})
+}
+
+// TestOfflineTreeChanges stops the server and changes the tree through the
+// mount: mkdir, a tree of new files in the new directory, rm of a file and
+// rmdir of a directory that are on the server, mv of a file and of a
+// directory with files. Each returns at once and shows in the mount. Once
+// the server is back, `cloudmount sync` exits 0 and the server's tree is
+// the mount's.
+func TestOfflineTreeChanges(t *testing.T) {
+	eachServer(t, func(t *testing.T, srv *Server) {
+		old := time.Date(2021, 5, 6, 7, 8, 9, 0, time.UTC)
+		for rel, data := range map[string]string{"docs/a.txt": "a\n", "docs/old/x.txt": "x\n",
+			"docs/old/sub/y.txt": "y\n", "docs/gone.txt": "gone\n", "docs/empty/.keep": ""} {
+			srv.WriteFile(t, rel, []byte(data), old)
+		}
+		if err := os.Remove(srv.Path("docs/empty/.keep")); err != nil {
+			t.Fatal(err)
+		}
+		m := mountServer(t, srv, MountOptions{Args: []string{"--writeback-delay=0s"}})
+		// Looked at before the server goes: the listings are known.
+		if _, err := scanTree(m.Path("docs"), nil); err != nil {
+			t.Fatal(err)
+		}
+
+		srv.Stop(t)
+		files := makeQueuedFiles("docs/new/tree", 30, 3)
+		steps := []struct {
+			what string
+			do   func() error
+		}{
+			{"mkdir docs/new", func() error { return os.Mkdir(m.Path("docs/new"), 0o755) }},
+			{"mkdir -p and write 30 files below docs/new/tree", func() error {
+				for _, f := range files {
+					if err := os.MkdirAll(filepath.Dir(m.Path(f.Rel)), 0o755); err != nil {
+						return err
+					}
+					if err := writeClose(m.Path(f.Rel), f.Data); err != nil {
+						return err
+					}
+					if err := os.Chtimes(m.Path(f.Rel), f.MTime, f.MTime); err != nil {
+						return err
+					}
+				}
+				return nil
+			}},
+			{"rm docs/gone.txt", func() error { return os.Remove(m.Path("docs/gone.txt")) }},
+			{"rmdir docs/empty", func() error { return os.Remove(m.Path("docs/empty")) }},
+			{"mv docs/old docs/moved", func() error { return os.Rename(m.Path("docs/old"), m.Path("docs/moved")) }},
+			{"mv docs/a.txt docs/moved/a.txt", func() error { return os.Rename(m.Path("docs/a.txt"), m.Path("docs/moved/a.txt")) }},
+		}
+		for _, s := range steps {
+			start := time.Now()
+			if err := s.do(); err != nil {
+				t.Fatalf("with the server down: %s: %v", s.what, err)
+			}
+			if d := time.Since(start); d > closeBound {
+				t.Errorf("with the server down, %s took %v, want under %v", s.what, d, closeBound)
+			}
+		}
+		want := []string{"moved", "moved/a.txt", "moved/sub", "moved/sub/y.txt", "moved/x.txt", "new", "new/tree"}
+		got, err := scanTree(m.Path("docs"), nil)
+		if err != nil {
+			t.Fatalf("with the server down: walk the mount: %v", err)
+		}
+		for _, rel := range want {
+			if _, ok := got[rel]; !ok {
+				t.Errorf("with the server down, the mount lacks docs/%s", rel)
+			}
+		}
+		for _, rel := range []string{"old", "a.txt", "gone.txt", "empty"} {
+			if _, ok := got[rel]; ok {
+				t.Errorf("with the server down, the mount still shows docs/%s", rel)
+			}
+		}
+		checkMountFiles(t, m, files, "server down")
+		eventually(t, time.Minute, func() error {
+			st, err := m.tryStatus()
+			if err != nil {
+				return err
+			}
+			if st.Online || st.QueuedChanges == 0 || st.QueuedFiles != len(files) {
+				return errorf("status with the server down: want offline, %d files and the changes of the tree queued:\n%s", len(files), st)
+			}
+			return nil
+		})
+
+		srv.Start(t)
+		took := m.Sync(t)
+		t.Logf("FIGURE: %s: server back: cloudmount sync of the changes of the tree and %d files returned after %.2fs", srv.Kind, len(files), took.Seconds())
+		if st := m.Status(t); st.QueuedChanges != 0 || st.QueuedFiles != 0 || len(st.Failed) != 0 || len(st.Conflicts) != 0 {
+			t.Errorf("status after sync: want nothing queued, failed or in conflict:\n%s", st)
+		}
+		onMount, err := scanTree(m.Path("docs"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		onSrv, err := scanTree(srv.Path("docs"), srv.Hidden)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rel, e := range onMount {
+			if s, ok := onSrv[rel]; !ok || s.kind != e.kind || s.sum != e.sum {
+				t.Errorf("docs/%s: on the mount a %s (sha256 %s), on the server %+v (there: %v)", rel, e.kind, e.sum, s, ok)
+			}
+		}
+		for rel := range onSrv {
+			if _, ok := onMount[rel]; !ok {
+				t.Errorf("docs/%s is on the server, not in the mount", rel)
+			}
+		}
 	})
 }

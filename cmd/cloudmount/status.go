@@ -144,10 +144,14 @@ func writeStatus(w io.Writer, o statusOutput, now time.Time) {
 		}
 		fmt.Fprintln(w, line)
 	}
-	if s.QueuedFiles == 0 {
+	switch {
+	case s.QueuedFiles == 0 && s.QueuedChanges == 0:
 		fmt.Fprintln(w, "  queued: nothing, everything is on the server")
-	} else {
+	case s.QueuedChanges == 0:
 		fmt.Fprintf(w, "  queued: %s, %s\n", plural(s.QueuedFiles, "file"), formatSize(s.QueuedBytes))
+	default:
+		fmt.Fprintf(w, "  queued: %s, %s; %s of the tree (mkdir, rm, rmdir, mv)\n",
+			plural(s.QueuedFiles, "file"), formatSize(s.QueuedBytes), plural(s.QueuedChanges, "change"))
 	}
 	for _, t := range s.Uploading {
 		line := fmt.Sprintf("  uploading: %s  %s of %s", t.Path, formatSize(t.Done), formatSize(t.Size))
@@ -173,6 +177,10 @@ func writeStatus(w io.Writer, o statusOutput, now time.Time) {
 		fmt.Fprintf(w, "  failed: %s: %s (%s%s)\n", f.Path, f.LastError, plural(f.Attempts, "attempt"), next)
 	}
 	for _, c := range s.Conflicts {
+		if c.Note != "" {
+			fmt.Fprintf(w, "  conflict: %s: %s (%s)\n", c.Path, c.Note, c.Time.Local().Format("2006-01-02 15:04:05"))
+			continue
+		}
 		fmt.Fprintf(w, "  conflict: %s changed on the server; the local version is in %s (%s)\n",
 			c.Path, c.Copy, c.Time.Local().Format("2006-01-02 15:04:05"))
 	}
