@@ -9,12 +9,15 @@ import (
 // p, ErrNotFound)); callers test with errors.Is. The fs package turns them into
 // errno values in one table.
 var (
-	ErrNotFound     = errors.New("no such file or directory")
-	ErrExist        = errors.New("file exists")
-	ErrNotDir       = errors.New("not a directory")
-	ErrIsDir        = errors.New("is a directory")
-	ErrNotEmpty     = errors.New("directory not empty")
-	ErrPermission   = errors.New("permission denied by the server")
+	ErrNotFound   = errors.New("no such file or directory")
+	ErrExist      = errors.New("file exists")
+	ErrNotDir     = errors.New("not a directory")
+	ErrIsDir      = errors.New("is a directory")
+	ErrNotEmpty   = errors.New("directory not empty")
+	ErrPermission = errors.New("permission denied by the server")
+	// ErrLocked: another client holds a lock on the file (WebDAV 423). It
+	// passes: a write-back upload is retried with a backoff.
+	ErrLocked       = errors.New("locked by another client on the server")
 	ErrAuth         = errors.New("authentication failed")
 	ErrPrecondition = errors.New("the server's version changed")
 	ErrNoSpace      = errors.New("no space left on the server")

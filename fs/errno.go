@@ -21,6 +21,7 @@ var errnoTable = []struct {
 	{backends.ErrNotEmpty, syscall.ENOTEMPTY},
 	{backends.ErrPermission, syscall.EACCES},
 	{backends.ErrAuth, syscall.EACCES},
+	{backends.ErrLocked, syscall.EBUSY},
 	{backends.ErrNoSpace, syscall.ENOSPC},
 	{backends.ErrReadOnly, syscall.EROFS},
 	{backends.ErrUnsupported, syscall.ENOTSUP},

@@ -236,3 +236,42 @@ func readBackend(t *testing.T, b backends.Backend, p string) []byte {
 	}
 	return data
 }
+
+// TestLockedUploadIsRetried: a server that answers "locked by another
+// client" (WebDAV 423) for a while gets the upload again once the lock is
+// gone; the status shows the failure as one that is retried.
+func TestLockedUploadIsRetried(t *testing.T) {
+	b := memory.New()
+	mnt, m, store := mountAt(t, b, t.TempDir(), Options{WritebackDelay: time.Millisecond})
+	defer func() { m.Server.Unmount(); m.Drain(time.Second); store.Close() }()
+	if _, err := os.ReadDir(mnt); err != nil { // "f" is known to be new
+		t.Fatal(err)
+	}
+	b.FailWith(fmt.Errorf("PUT f: %w", backends.ErrLocked))
+	if err := os.WriteFile(filepath.Join(mnt, "f"), []byte("locked for a while"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := m.Status()
+		if len(st.Failed) == 1 {
+			if st.Failed[0].Permanent {
+				t.Fatalf("a locked file's upload is given up: %+v", st.Failed[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed upload in the status: %+v", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.FailWith(nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := m.Sync(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := b.Content("f"); !ok || string(got) != "locked for a while" {
+		t.Fatalf("on the server after the lock: %q %v", got, ok)
+	}
+}

@@ -48,7 +48,9 @@
 // (PutOptions.IfMatch, SetMeta's ifVersion) that no longer holds.
 // ErrReadOnly: a change on a read-only server. ErrUnsupported is for what
 // the server cannot do at all, never for a case above that the server
-// happens to answer with "not allowed".
+// happens to answer with "not allowed". ErrLocked: a lock another client
+// holds (it passes: uploads are retried); ErrPermission is for refusals
+// that stay.
 //
 // # Capabilities and metadata
 //

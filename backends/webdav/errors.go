@@ -28,7 +28,7 @@ var statusErrors = map[int]error{
 	http.StatusConflict:              backends.ErrNotFound, // missing parent collection
 	http.StatusPreconditionFailed:    backends.ErrPrecondition,
 	http.StatusRequestEntityTooLarge: backends.ErrTooLarge,
-	http.StatusLocked:                backends.ErrPermission,
+	http.StatusLocked:                backends.ErrLocked,
 	http.StatusTooManyRequests:       backends.ErrUnavailable,
 	http.StatusNotImplemented:        backends.ErrUnsupported,
 	http.StatusBadGateway:            backends.ErrUnavailable,

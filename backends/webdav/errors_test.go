@@ -178,7 +178,7 @@ func TestStatusMapping(t *testing.T) {
 	}{
 		{401, backends.ErrAuth}, {403, backends.ErrPermission}, {404, backends.ErrNotFound},
 		{409, backends.ErrNotFound}, {412, backends.ErrPrecondition}, {413, backends.ErrTooLarge},
-		{423, backends.ErrPermission}, {507, backends.ErrNoSpace}, {502, backends.ErrUnavailable},
+		{423, backends.ErrLocked}, {507, backends.ErrNoSpace}, {502, backends.ErrUnavailable},
 		{503, backends.ErrUnavailable}, {504, backends.ErrUnavailable},
 	}
 	code := 0

@@ -251,8 +251,8 @@ func TestPutLocked(t *testing.T) {
 	}
 	src := &countingReader{r: strings.NewReader("data")}
 	_, err := b.Put(ctx, "locked", src, -1, backends.PutOptions{})
-	if !errors.Is(err, backends.ErrPermission) || httpCode(err) != http.StatusLocked {
-		t.Errorf("Put of a file that stays locked: %v, want ErrPermission (HTTP 423)", err)
+	if !errors.Is(err, backends.ErrLocked) || httpCode(err) != http.StatusLocked {
+		t.Errorf("Put of a file that stays locked: %v, want ErrLocked (HTTP 423)", err)
 	}
 	if src.n != 0 {
 		t.Errorf("the refused attempts read %d bytes of the source", src.n)
