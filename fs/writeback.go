@@ -157,7 +157,17 @@ func (f *fsys) Upload(ctx context.Context, rec cache.Record, progress func(int64
 	content := n.staged != nil && !n.unlinked && (n.staged.dirty || n.local)
 	n.mu.Unlock()
 	if !content {
-		return "", n.storePending(ctx, rec.Path)
+		if err := n.storePending(ctx, rec.Path); err != nil {
+			return "", err
+		}
+		// Settled: lookups go to the server's entry again.
+		n.mu.Lock()
+		clean := n.pending.IsZero()
+		n.mu.Unlock()
+		if clean {
+			f.live.drop(rec.Path, n)
+		}
+		return "", nil
 	}
 	conflict, err := n.uploadTo(withProgress(ctx, progress), rec.Path)
 	if cur := f.live.get(rec.Path); cur != nil && cur != n {
