@@ -69,3 +69,17 @@ func TestEscape(t *testing.T) {
 		}
 	}
 }
+
+func TestInTree(t *testing.T) {
+	for _, c := range []struct {
+		p, base string
+		want    bool
+	}{
+		{"a", "", true}, {"", "", true}, {"a", "a", true}, {"a/b", "a", true}, {"a/b/c", "a/b", true},
+		{"ab", "a", false}, {"a", "a/b", false}, {"b/a", "a", false}, {"", "a", false}, {"a-b/c", "a", false},
+	} {
+		if got := InTree(c.p, c.base); got != c.want {
+			t.Errorf("InTree(%q, %q) = %v, want %v", c.p, c.base, got, c.want)
+		}
+	}
+}

@@ -59,5 +59,5 @@ func NameAttr(key, name string) slog.Attr {
 
 // InTree reports whether the path p is base or below it ("" is the root).
 func InTree(p, base string) bool {
-	return base == "" || p == base || strings.HasPrefix(p, base+"/")
+	return base == "" || p == base || (len(p) > len(base) && p[len(base)] == '/' && p[:len(base)] == base)
 }

@@ -93,7 +93,7 @@ func (q *Queue) nextDueLocked() (*item, time.Duration) {
 	now := time.Now()
 	var best *item
 	for p, it := range q.items {
-		if it.flying != 0 || it.perm || q.pausedLocked(p) || q.changePendingLocked(p) {
+		if it.flying != 0 || it.perm {
 			continue
 		}
 		if d := it.due.Sub(now); d > 0 {
@@ -102,9 +102,10 @@ func (q *Queue) nextDueLocked() (*item, time.Duration) {
 			}
 			continue
 		}
-		if best == nil || it.rec.Seq < best.rec.Seq {
-			best = it
+		if (best != nil && it.rec.Seq > best.rec.Seq) || q.pausedLocked(p) || q.changePendingLocked(p) {
+			continue
 		}
+		best = it
 	}
 	return best, wait
 }

@@ -139,9 +139,19 @@ func (in *inodeNumbers) get(p string) uint64 {
 	return n
 }
 
-func (in *inodeNumbers) rename(from, to string) {
+func (in *inodeNumbers) rename(from, to string, dir bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	if !dir {
+		// A file replaces at most a file: no paths below either.
+		if n, ok := in.byP[from]; ok {
+			delete(in.byP, from)
+			in.byP[to] = n
+		} else {
+			delete(in.byP, to)
+		}
+		return
+	}
 	moved := map[string]uint64{}
 	for p, n := range in.byP {
 		if backends.InTree(p, from) {

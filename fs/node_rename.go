@@ -97,7 +97,7 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 		n.fs.log.Warn("journal update failed", "from", from, "to", to, "err", err)
 	}
 	n.fs.live.rename(from, to)
-	n.fs.inos.rename(from, to)
+	n.fs.inos.rename(from, to, srcDir)
 	// Cached blocks belong to a path: they go with the old names.
 	if srcDir {
 		n.fs.store.Blocks.DropTree(from)
@@ -261,8 +261,12 @@ func (n *Node) replaceRemote(ctx context.Context, to string, dst *Node) {
 	if dst != nil {
 		e, found = dst.snapshot(), true
 	} else {
+		// The version the mount showed within the directory cache time is
+		// the one the writer decided to replace (rsync compares with what
+		// it listed): a newer one, from another client, must not be
+		// replaced unseen, so a fresh Stat would be wrong as well as slow.
 		dir, name := splitPath(to)
-		if e, found, _ = n.fs.dirs.lookupWithin(dir, name, n.fs.opts.AttrTimeout); !found {
+		if e, found, _ = n.fs.dirs.lookupWithin(dir, name, n.fs.opts.DirCacheTime); !found {
 			cctx, cancel := n.fs.call(ctx)
 			se, err := n.fs.be.Stat(cctx, to)
 			cancel()
