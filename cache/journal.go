@@ -128,6 +128,7 @@ type Journal struct {
 	batchMu sync.Mutex // one batch at a time; taken before mu
 	stop    chan struct{}
 	done    chan struct{}
+	spares  spares
 }
 
 // Journal file names: segments, the legacy one-file-per-record format (read
@@ -181,6 +182,7 @@ type LoadResult struct {
 // data: see LoadResult.
 func (j *Journal) Load() (LoadResult, error) {
 	var res LoadResult
+	j.spares.drain()
 	names, err := j.fs.ReadDir(j.dir)
 	if err != nil {
 		return res, fmt.Errorf("journal: %w", err)
@@ -502,12 +504,16 @@ func (j *Journal) emptyFile(name string) bool {
 	return err == nil && size == 0
 }
 
-// CreateData returns a new, empty staging file. Its directory entry is made
-// durable by the next batch that also makes a record naming it durable.
+// CreateData returns a new, empty staging file: a spare made ahead of time
+// when there is one (see spares). Its directory entry is made durable by
+// the next batch that also makes a record naming it durable.
 func (j *Journal) CreateData() (*os.File, error) {
-	f, err := os.CreateTemp(j.dataDir, "stage-")
-	if err != nil {
-		return nil, fmt.Errorf("journal: create staging file: %w", err)
+	f := j.spares.take()
+	if f == nil {
+		var err error
+		if f, err = os.CreateTemp(j.dataDir, "stage-"); err != nil {
+			return nil, fmt.Errorf("journal: create staging file: %w", err)
+		}
 	}
 	j.mu.Lock()
 	j.newData = true

@@ -31,6 +31,7 @@ func (j *Journal) Start(interval time.Duration, log *slog.Logger) {
 		j.log = log
 	}
 	j.stop, j.done = make(chan struct{}), make(chan struct{})
+	j.spares.start(j.dataDir, j.log)
 	go func() {
 		defer close(j.done)
 		t := time.NewTicker(interval)
@@ -132,6 +133,7 @@ func (j *Journal) Close() error {
 		<-j.done
 		j.stop = nil
 	}
+	j.spares.stop()
 	if err := j.Flush(); err != nil {
 		return err
 	}
