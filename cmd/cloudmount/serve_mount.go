@@ -41,6 +41,7 @@ func serveMount(cfg *mountConfig, log *slog.Logger, ready func()) error {
 	defer signal.Stop(sigs)
 
 	log.Info("starting cloudmount", "version", versionString(), "pid", os.Getpid(), "config", cfg)
+	defer startProfile(log)()
 	if cfg.AllowOther && !cfg.DefaultPermissions {
 		log.Warn(noPermissionsWarning)
 	}
