@@ -113,7 +113,7 @@ func TestMountErrors(t *testing.T) {
 	t.Cleanup(tls.Close)
 	tlsSrv := &Server{Kind: "none", URL: tls.URL + "/dav/", User: "alice", Password: "pw-tls"}
 	t.Run("TLS untrusted", func(t *testing.T) {
-		mountFails(t, tlsSrv, MountOptions{}, "not trusted", "--ca-file")
+		mountFails(t, tlsSrv, MountOptions{}, "not trusted", "--ca FILE (-o ca=FILE)")
 	})
 	t.Run("TLS with --ca-file", func(t *testing.T) {
 		ca := filepath.Join(t.TempDir(), "ca.pem")

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"text/template"
@@ -75,14 +76,32 @@ Alias /dav "{{.Data}}"
   AuthUserFile "{{.Base}}/htpasswd"
   Require valid-user
 </Directory>
+{{.Extra}}
 `))
+
+// apacheExtra is what a variant of the harness's Apache adds to it: modules
+// to load and configuration after the rest (virtual hosts, say).
+type apacheExtra struct {
+	// Modules are loaded after apacheModules (module name, file).
+	Modules [][2]string
+	// Conf returns the configuration to append; it is called again for
+	// each attempt to start, so that it can pick fresh ports.
+	Conf func() string
+}
 
 // startApache starts Apache httpd with mod_dav from its own config in a temp
 // directory, as its own foreground process, and stops it in t.Cleanup.
 func startApache(t *testing.T) *Server {
 	t.Helper()
+	return startApacheWith(t, apacheExtra{})
+}
+
+// startApacheWith is startApache with extra modules and configuration.
+func startApacheWith(t *testing.T, extra apacheExtra) *Server {
+	t.Helper()
 	apache := needTool(t, "apache2")
-	for _, m := range apacheModules {
+	modules := append(slices.Clone(apacheModules), extra.Modules...)
+	for _, m := range modules {
 		if _, err := os.Stat(filepath.Join(apacheModDir, m[1])); err != nil {
 			need(t, "Apache module %s: %v", m[1], err)
 		}
@@ -128,10 +147,14 @@ func startApache(t *testing.T) *Server {
 		if err != nil {
 			t.Fatal(err)
 		}
+		more := ""
+		if extra.Conf != nil {
+			more = extra.Conf()
+		}
 		err = apacheConf.Execute(f, map[string]any{
 			"Base": base, "Data": s.Dir, "Port": port, "ModDir": apacheModDir,
-			"Modules": apacheModules, "RunUser": runUser, "RunGroup": runGroup,
-			"Logio": logio, "LogioFile": logioFile,
+			"Modules": modules, "RunUser": runUser, "RunGroup": runGroup,
+			"Logio": logio, "LogioFile": logioFile, "Extra": more,
 		})
 		if cerr := f.Close(); err == nil {
 			err = cerr

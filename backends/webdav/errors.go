@@ -3,7 +3,6 @@ package webdav
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -180,13 +179,14 @@ func (b *Backend) netError(method, p string, err error) error {
 func (b *Backend) describeNetError(err error) error {
 	hp := b.hostPort
 	var (
-		unknownCA x509.UnknownAuthorityError
-		hostname  x509.HostnameError
-		invalid   x509.CertificateInvalidError
-		recHdr    tls.RecordHeaderError
-		dnsErr    *net.DNSError
-		netErr    net.Error
+		recHdr tls.RecordHeaderError
+		dnsErr *net.DNSError
+		netErr net.Error
 	)
+	// Which check of the handshake failed, and what fixes it.
+	if tlsErr := b.tls.Explain(err, hp); tlsErr != nil {
+		return tlsErr
+	}
 	switch {
 	case errors.Is(err, errStalled):
 		return backends.Describe(backends.ErrUnavailable, "%s stopped sending or receiving data for %s", hp, b.timeout)
@@ -194,17 +194,6 @@ func (b *Backend) describeNetError(err error) error {
 		return err
 	case errors.Is(err, context.DeadlineExceeded):
 		return &timeoutError{server: hp, timeout: b.timeout}
-	case errors.As(err, &unknownCA):
-		issuer := "an unknown authority"
-		if unknownCA.Cert != nil {
-			issuer = fmt.Sprintf("%q, an unknown authority", unknownCA.Cert.Issuer.String())
-		}
-		return backends.Describe(backends.ErrAuth, "the TLS certificate of %s is not trusted (signed by %s); "+
-			"pass --ca-file with the server's CA certificate, or install it in the system store", hp, issuer)
-	case errors.As(err, &hostname):
-		return backends.Describe(backends.ErrAuth, "the TLS certificate of %s does not name that host (%v)", hp, hostname)
-	case errors.As(err, &invalid):
-		return backends.Describe(backends.ErrAuth, "the TLS certificate of %s is not valid (%v)", hp, invalid)
 	case errors.As(err, &recHdr):
 		return backends.Describe(backends.ErrProtocol, "%s does not speak TLS (try http:// instead of https://)", hp)
 	case errors.Is(err, syscall.ECONNREFUSED):

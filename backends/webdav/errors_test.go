@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/cloudmount/cloudmount/backends"
+	"github.com/cloudmount/cloudmount/backends/tlsclient"
 )
 
 // TestNewMessages checks the errors New gives a user, which the CLI prints
@@ -123,7 +124,7 @@ func TestTLS(t *testing.T) {
 	if err == nil {
 		t.Fatal("New trusted a self-signed certificate")
 	}
-	for _, want := range []string{"certificate", "not trusted", "--ca-file", "system store"} {
+	for _, want := range []string{"certificate", "not trusted", "--ca FILE", "system store"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
@@ -135,7 +136,7 @@ func TestTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := testConfig(ts.URL + "/")
-	cfg.CAFile = caFile
+	cfg.TLS.CAFile = caFile
 	b, err := New(testContext(t), cfg)
 	if err != nil {
 		t.Fatalf("New with CAFile: %v", err)
@@ -146,7 +147,19 @@ func TestTLS(t *testing.T) {
 		t.Errorf("read %q", got)
 	}
 
-	cfg.CAFile = filepath.Join(t.TempDir(), "missing.pem")
+	// A pin is checked on top of the CA.
+	cfg.TLS.Pins = []string{tlsclient.PinOf(ts.Certificate()).String()}
+	b2, err := New(testContext(t), cfg)
+	if err != nil {
+		t.Fatalf("New with the server's pin: %v", err)
+	}
+	b2.Close()
+	cfg.TLS.Pins = []string{"sha256//47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="}
+	if _, err := New(testContext(t), cfg); !errors.Is(err, backends.ErrAuth) || !strings.Contains(err.Error(), "its pin is "+tlsclient.PinOf(ts.Certificate()).String()) {
+		t.Errorf("New with another pin: %v", err)
+	}
+
+	cfg.TLS = tlsclient.Settings{CAFile: filepath.Join(t.TempDir(), "missing.pem")}
 	if _, err := New(testContext(t), cfg); err == nil || !strings.Contains(err.Error(), "CA file") {
 		t.Errorf("missing CA file: %v", err)
 	}

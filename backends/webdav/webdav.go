@@ -17,31 +17,29 @@ package webdav
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cloudmount/cloudmount/backends"
+	"github.com/cloudmount/cloudmount/backends/tlsclient"
 )
 
 // Config says where the server is and how to log in.
 type Config struct {
-	URL      string        // http:// or https:// URL of the collection that becomes the mount root
-	User     string        // "" = no authentication
-	Password string        // never logged, never in an error
-	CAFile   string        // extra trusted CA certificates (PEM), for private servers
-	Timeout  time.Duration // deadline of one remote call when ctx has none shorter (default 30s)
-	Logger   *slog.Logger  // nil = slog.Default()
+	URL      string             // http:// or https:// URL of the collection that becomes the mount root
+	User     string             // "" = no authentication
+	Password string             // never logged, never in an error
+	TLS      tlsclient.Settings // for https: trusted CAs, pins, client certificate
+	Timeout  time.Duration      // deadline of one remote call when ctx has none shorter (default 30s)
+	Logger   *slog.Logger       // nil = slog.Default()
 	// MaxListingEntries bounds the entries of one PROPFIND reply (0:
 	// DefaultMaxListingEntries); a larger reply is an error.
 	MaxListingEntries int
@@ -69,6 +67,7 @@ type Backend struct {
 	password    string
 	timeout     time.Duration
 	log         *slog.Logger
+	tls         tlsclient.Settings
 	transport   *http.Transport
 	client      *http.Client
 	putClient   *http.Client // client with refuseRedirects, for uploads
@@ -148,7 +147,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if b.limits.bytes <= 0 {
 		b.limits.bytes = DefaultMaxListingBytes
 	}
-	if err := b.newClient(cfg.CAFile); err != nil {
+	if err := b.newClient(cfg.TLS); err != nil {
 		return nil, err
 	}
 	if err := b.checkRoot(ctx); err != nil {
@@ -162,22 +161,12 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 // newClient sets up the HTTP client: bounded dial, handshake and header
 // waits, connection reuse, no redirects (a redirect is an error the user must
 // fix in the URL, and following one could send the password elsewhere).
-func (b *Backend) newClient(caFile string) error {
-	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return fmt.Errorf("webdav: reading CA file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("webdav: CA file %s holds no PEM certificate", caFile)
-		}
-		tlsConf.RootCAs = pool
+func (b *Backend) newClient(settings tlsclient.Settings) error {
+	tlsConf, err := settings.Config()
+	if err != nil {
+		return fmt.Errorf("webdav: %w", err)
 	}
+	b.tls = settings
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	b.transport = &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cloudmount/cloudmount/backends"
 	"github.com/cloudmount/cloudmount/backends/backendtest"
+	"github.com/cloudmount/cloudmount/backends/tlsclient"
 )
 
 // TestContract runs the backend conformance suite against each in-process
@@ -85,7 +86,7 @@ func TestLiveServer(t *testing.T) {
 		URL:      url,
 		User:     os.Getenv("CLOUDMOUNT_TEST_WEBDAV_USER"),
 		Password: os.Getenv("CLOUDMOUNT_TEST_WEBDAV_PASSWORD"),
-		CAFile:   os.Getenv("CLOUDMOUNT_TEST_WEBDAV_CA_FILE"),
+		TLS:      tlsclient.Settings{CAFile: os.Getenv("CLOUDMOUNT_TEST_WEBDAV_CA_FILE")},
 		Timeout:  10 * time.Second,
 		Logger:   quietLogger(),
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cloudmount/cloudmount/backends/tahoe"
+	"github.com/cloudmount/cloudmount/backends/tlsclient"
 	"github.com/cloudmount/cloudmount/cache"
 	"github.com/cloudmount/cloudmount/mountutil"
 )
@@ -25,7 +26,6 @@ type mountConfig struct {
 	PasswordFrom       string        `json:"password_from,omitempty"`
 	Mountpoint         string        `json:"mountpoint"`     // absolute, or /dev/fd/N
 	MountpointArg      string        `json:"mountpoint_arg"` // as the user wrote it
-	CAFile             string        `json:"ca_file,omitempty"`
 	CacheDir           string        `json:"cache_dir"`
 	LogFile            string        `json:"log_file,omitempty"`
 	UID                uint32        `json:"uid"`
@@ -47,6 +47,8 @@ type mountConfig struct {
 	Verbose            bool          `json:"verbose,omitempty"`
 	Debug              bool          `json:"debug,omitempty"`
 	Foreground         bool          `json:"-"`
+	// TLS is what an https source needs besides the password.
+	TLS tlsclient.Settings `json:"tls,omitzero"`
 	// SSH is what an SFTP source needs besides the password.
 	SSH sshSettings `json:"ssh,omitzero"`
 	// NodeURL and Cap are a Tahoe source's web API and root capability.
@@ -79,7 +81,7 @@ func (c *mountConfig) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("source", c.Source), slog.String("user", c.User), slog.String("auth", auth),
 		slog.String("mountpoint", c.Mountpoint), slog.String("cache_dir", c.CacheDir),
-		slog.String("ca_file", c.CAFile), slog.Bool("ro", c.ReadOnly),
+		tlsLogValue(c.TLS), slog.Bool("ro", c.ReadOnly),
 		slog.Any("uid", c.UID), slog.Any("gid", c.GID),
 		slog.Bool("allow_other", c.AllowOther), slog.Bool("default_permissions", c.DefaultPermissions),
 		slog.Duration("timeout", c.Timeout), slog.Duration("attr_timeout", c.AttrTimeout),
@@ -105,6 +107,7 @@ func mountCommand(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	warnInsecureTLS(cfg, stderr)
 	if cfg.Foreground {
 		return runForeground(cfg, stderr)
 	}
@@ -149,17 +152,15 @@ func resolveMount(f *mountFlags) (*mountConfig, error) {
 	if cfg.Mountpoint, err = mountutil.CheckMountpoint(f.mountpoint, f.nonempty); err != nil {
 		return nil, err
 	}
-	for _, p := range []struct{ dst, src *string }{{&cfg.CAFile, &f.caFile}, {&cfg.LogFile, &f.logFile}, {&cfg.CacheDir, &f.cacheDir}} {
+	for _, p := range []struct{ dst, src *string }{{&cfg.LogFile, &f.logFile}, {&cfg.CacheDir, &f.cacheDir}} {
 		if *p.src != "" {
 			if *p.dst, err = filepath.Abs(*p.src); err != nil {
 				return nil, err
 			}
 		}
 	}
-	if cfg.CAFile != "" {
-		if _, err := os.Stat(cfg.CAFile); err != nil {
-			return nil, fmt.Errorf("--ca-file: %w", err)
-		}
+	if err := resolveTLS(f, cfg, src); err != nil {
+		return nil, err
 	}
 	lookup := mountutil.PasswordLookup{
 		URL: cfg.Source, User: user,

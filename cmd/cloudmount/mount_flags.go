@@ -20,7 +20,11 @@ type mountFlags struct {
 	foreground         bool
 	user               string
 	secretsFile        string
-	caFile             string
+	ca, caFile         string
+	pins               []string
+	clientCert         string
+	clientKey          string
+	insecureTLS        bool
 	cacheDir           string
 	uid, gid           int
 	allowOther         bool
@@ -78,7 +82,12 @@ func newMountFlagSet(f *mountFlags) *pflag.FlagSet {
 	flags.BoolVarP(&f.foreground, "foreground", "f", false, "stay in the foreground, log to stderr, unmount on Ctrl-C")
 	flags.StringVar(&f.user, "user", "", "remote user `NAME` (also from the URL: https://NAME@host/...)")
 	flags.StringVar(&f.secretsFile, "secrets-file", mountutil.DefaultSecretsFile(), "`FILE` of \"URL user password\" lines, mode 0600")
-	flags.StringVar(&f.caFile, "ca-file", "", "trust the CA certificates in `FILE` (PEM) for https")
+	flags.StringVar(&f.ca, "ca", "", "https: also trust the CA certificates in `FILE` (PEM; a private CA, intermediates, any order)")
+	flags.StringVar(&f.caFile, "ca-file", "", "the same as --ca `FILE` (its older name)")
+	flags.StringArrayVar(&f.pins, "pin-sha256", nil, "https: accept only a server key with this `PIN`, sha256//BASE64 as curl's --pinnedpubkey (repeatable)")
+	flags.StringVar(&f.clientCert, "client-cert", "", "https: client certificate `FILE` (PEM) for servers that ask for one")
+	flags.StringVar(&f.clientKey, "client-key", "", "https: the client certificate's private key `FILE` (PEM, mode 0600; default: in --client-cert)")
+	flags.BoolVar(&f.insecureTLS, "insecure-tls", false, "https: do not check the server's certificate (logs a warning at every start; pins are still checked)")
 	flags.StringVar(&f.cacheDir, "cache-dir", "", "cache `DIR` (default: one per source and user under ~/.cache/cloudmount)")
 	flags.IntVar(&f.uid, "uid", -1, "`UID` that owns the files (default: yours)")
 	flags.IntVar(&f.gid, "gid", -1, "`GID` of the files (default: yours)")

@@ -16,7 +16,7 @@ import (
 func openWebDAV(ctx context.Context, cfg *mountConfig, log *slog.Logger) (backends.Backend, error) {
 	return webdav.New(ctx, webdav.Config{
 		URL: cfg.Source, User: cfg.User, Password: cfg.Password,
-		CAFile: cfg.CAFile, Timeout: cfg.Timeout, Logger: log,
+		TLS: cfg.TLS, Timeout: cfg.Timeout, Logger: log,
 		MaxListingEntries: cfg.MaxListingEntries,
 	})
 }

@@ -45,6 +45,9 @@ func serveMount(cfg *mountConfig, log *slog.Logger, ready func()) error {
 	if cfg.AllowOther && !cfg.DefaultPermissions {
 		log.Warn(noPermissionsWarning)
 	}
+	if cfg.TLS.Insecure {
+		log.Warn(insecureTLSWarning)
+	}
 	// Without a control socket, status and sync cannot reach the mount:
 	// better no mount than one that backup scripts cannot sync.
 	noControl := false

@@ -69,6 +69,14 @@ owner; otherwise any local user could change and delete files with your
 credentials on the server. --default-permissions=false (-o
 default_permissions=false) turns the checks off again; the daemon then logs
 a warning at every start.
+
+TLS: https servers are checked against the system's CA certificates. --ca
+FILE adds a private CA (a chain file with root and intermediates in any
+order works); --pin-sha256 sha256//BASE64 also requires the server's key
+to be that one; --client-cert and --client-key send a client certificate.
+A failed check says which it was (unknown authority, expired, wrong host
+name, key not pinned) and which option fixes it. --insecure-tls skips the
+certificate checks and logs a warning at every start.
 `
 	unmountUsageHead = `Usage: cloudmount unmount MOUNTPOINT
 
