@@ -118,14 +118,17 @@ unit:
 	$(GO) test -race $$($(GO) list ./... | grep -v '/integration$$')
 	$(GO) test -count=1 -run '^TestHostileListingIsBounded$$' ./backends/webdav/
 
-# Each fuzz target of the WebDAV reply parsers for FUZZTIME (-fuzz takes
-# one target per run). New failing inputs land in testdata/fuzz/.
+# Each fuzz target (package:name) for FUZZTIME (-fuzz takes one target per
+# run): the WebDAV reply parsers and the TLS pin parser. New failing inputs
+# land in the package's testdata/fuzz/.
 FUZZTIME ?= 5s
-WEBDAV_FUZZ := FuzzParseMultistatus FuzzProppatchReply FuzzProppatchStatus FuzzOCChecksums
+FUZZ_TARGETS := backends/webdav:FuzzParseMultistatus backends/webdav:FuzzProppatchReply \
+  backends/webdav:FuzzProppatchStatus backends/webdav:FuzzOCChecksums backends/tlsclient:FuzzParsePins
 fuzz:
-	@for f in $(WEBDAV_FUZZ); do \
-	  echo "fuzz: $$f for $(FUZZTIME)"; \
-	  $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./backends/webdav/ || exit 1; \
+	@for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; f=$${t#*:}; \
+	  echo "fuzz: $$f ($$pkg) for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./$$pkg/ || exit 1; \
 	done
 
 # The integration tests build their own binary, start Apache and rclone,
