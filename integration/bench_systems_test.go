@@ -298,6 +298,10 @@ func cloudmountSystem(id string, srv *Server, srvErr error) *benchSystem {
 		ID: id, Label: "cloudmount", Role: roleCloudmount, Server: serverLabel(kind), kind: kindMount, web: srv,
 		Command: "cloudmount mount URL MNT --user alice --secrets-file FILE --cache-dir DIR -f   (default options; a fresh cache directory for every cold mount)",
 	}
+	if extra := benchExtraArgs(); len(extra) > 0 {
+		s.Command = "cloudmount mount URL MNT --user alice --secrets-file FILE --cache-dir DIR -f " + strings.Join(extra, " ") +
+			"   (BENCH_CLOUDMOUNT_ARGS; a fresh cache directory for every cold mount)"
+	}
 	switch {
 	case srvErr != nil:
 		s.Unavailable = srvErr.Error()
@@ -312,11 +316,16 @@ func cloudmountSystem(id string, srv *Server, srvErr error) *benchSystem {
 	return s
 }
 
+// benchExtraArgs are options for the WebDAV cloudmount mounts from
+// BENCH_CLOUDMOUNT_ARGS (space-separated), to measure a setting against
+// the defaults; the report's command line names them.
+func benchExtraArgs() []string { return strings.Fields(os.Getenv("BENCH_CLOUDMOUNT_ARGS")) }
+
 // mountCloudmount mounts srv with the harness, in the foreground so that
 // the daemon is the process the harness started. The harness passes -v for
 // its tests; --verbose=false after it restores the default log level.
 func mountCloudmount(t *testing.T, srv *Server, cache string) (*benchMount, error) {
-	m, out, err := tryMount(t, srv, MountOptions{Foreground: true, CacheDir: cache, Args: []string{"--verbose=false"}})
+	m, out, err := tryMount(t, srv, MountOptions{Foreground: true, CacheDir: cache, Args: append([]string{"--verbose=false"}, benchExtraArgs()...)})
 	if err != nil {
 		if m != nil {
 			out += "\n" + tailFile(m.LogFile, 20)

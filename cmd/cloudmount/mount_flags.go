@@ -98,7 +98,7 @@ func newMountFlagSet(f *mountFlags) *pflag.FlagSet {
 	flags.Var(&f.attrTimeout, "attr-timeout", "how long the kernel trusts attributes; an open checks the file's version after this (close-to-open)")
 	flags.Var(&f.dirCacheTime, "dir-cache-time", "how long listings and \"no such file\" answers are trusted")
 	flags.Var(&f.cacheSize, "cache-size", "limit of the block cache, e.g. 2G or 500M (default: 4G, at most half the free space)")
-	flags.IntVar(&f.transfers, "transfers", 4, "`N` uploads in parallel")
+	flags.IntVar(&f.transfers, "transfers", 8, "`N` uploads in parallel")
 	flags.IntVar(&f.maxListing, "max-listing-entries", webdav.DefaultMaxListingEntries, "refuse a directory listing of more than `N` entries from the server (bounds memory against a broken or hostile server)")
 	flags.Var(&f.writebackDelay, "writeback-delay", "how long a closed file waits before its upload (coalesces rsync's and editors' steps)")
 	flags.Var(&f.commitInterval, "commit-interval", "a closed file is durable on local disk at most this long after close (one batch of syncs for all closes meanwhile)")

@@ -76,7 +76,7 @@ func openSFTP(ctx context.Context, cfg *mountConfig, log *slog.Logger) (backends
 		IdentityFiles: cfg.SSH.Identities, KnownHostsFile: cfg.SSH.KnownHosts,
 		AcceptNewHostKey: cfg.SSH.AcceptNewHostKey, SSHConfigFile: cfg.SSH.Config,
 		HomeDir: cfg.SSH.Home, AgentSocket: cfg.SSH.AgentSocket,
-		Timeout: cfg.Timeout, Connections: cfg.Transfers + 1, Logger: log,
+		Timeout: cfg.Timeout, Connections: sftpConnections(cfg.Transfers), Logger: log,
 	}
 	if cfg.Password != "" {
 		pw := cfg.Password
@@ -96,3 +96,13 @@ func sftpTarget(source string) (host string, port int, path string, ok bool) {
 	host, port, _, path, ok = sftp.ParseSource(source)
 	return host, port, path, ok
 }
+
+// maxSFTPConnections bounds the SSH connections of one mount: sshd's
+// MaxStartups (10 by default) drops handshakes beyond it, and an SFTP
+// connection carries several transfers at once.
+const maxSFTPConnections = 5
+
+// sftpConnections is the number of SSH connections for transfers uploads
+// in parallel: one each, up to maxSFTPConnections, and one more for
+// listings and reads.
+func sftpConnections(transfers int) int { return min(transfers, maxSFTPConnections-1) + 1 }
