@@ -3,7 +3,6 @@ package fs
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -99,18 +98,7 @@ func Mount(mountpoint string, b backends.Backend, store *cache.Store, o Options)
 // newRoot checks the server's root, probes capabilities and returns the root
 // node of a mount.
 func newRoot(b backends.Backend, store *cache.Store, o Options) (*Node, error) {
-	if o.Timeout <= 0 {
-		o.Timeout = 30 * time.Second
-	}
-	if o.AttrTimeout <= 0 {
-		o.AttrTimeout = time.Second
-	}
-	if o.DirCacheTime <= 0 {
-		o.DirCacheTime = time.Minute
-	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
+	o = o.withDefaults()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*o.Timeout)
 	defer cancel()
 	caps, err := b.Capabilities(ctx)

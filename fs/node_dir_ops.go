@@ -353,8 +353,8 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 		e = backends.Entry{Name: name, IsDir: true, ModTime: time.Now()}
 	}
 	m := n.creator(ctx, mode)
-	if *m.Mode == 0o755 && m.UID == nil {
-		m = backends.Meta{}
+	if *m.Mode == n.fs.opts.DirMode && m.UID == nil {
+		m = backends.Meta{} // what a directory without a stored mode shows
 	}
 	if e, err = n.fs.storeMeta(ctx, p, e, m, ""); err != nil {
 		n.fs.log.Warn("storing directory metadata failed", "path", p, "err", err)

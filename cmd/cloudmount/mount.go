@@ -30,6 +30,9 @@ type mountConfig struct {
 	LogFile            string        `json:"log_file,omitempty"`
 	UID                uint32        `json:"uid"`
 	GID                uint32        `json:"gid"`
+	FileMode           uint32        `json:"file_mode"`
+	DirMode            uint32        `json:"dir_mode"`
+	Umask              uint32        `json:"umask,omitempty"`
 	AllowOther         bool          `json:"allow_other,omitempty"`
 	DefaultPermissions bool          `json:"default_permissions,omitempty"`
 	ReadOnly           bool          `json:"read_only,omitempty"`
@@ -81,6 +84,8 @@ func (c *mountConfig) LogValue() slog.Value {
 		slog.String("mountpoint", c.Mountpoint), slog.String("cache_dir", c.CacheDir),
 		slog.String("ca_file", c.CAFile), slog.Bool("ro", c.ReadOnly),
 		slog.Any("uid", c.UID), slog.Any("gid", c.GID),
+		slog.String("file_mode", fmt.Sprintf("%04o", c.FileMode)), slog.String("dir_mode", fmt.Sprintf("%04o", c.DirMode)),
+		slog.String("umask", fmt.Sprintf("%04o", c.Umask)),
 		slog.Bool("allow_other", c.AllowOther), slog.Bool("default_permissions", c.DefaultPermissions),
 		slog.Duration("timeout", c.Timeout), slog.Duration("attr_timeout", c.AttrTimeout),
 		slog.Duration("dir_cache_time", c.DirCacheTime), slog.Int64("cache_size", c.CacheSize),
@@ -131,6 +136,7 @@ func resolveMount(f *mountFlags) (*mountConfig, error) {
 	cfg := &mountConfig{
 		Source: src.URL.String(), MountpointArg: f.mountpoint,
 		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
+		FileMode: f.fileMode.bits, DirMode: f.dirMode.bits, Umask: f.umask.bits,
 		AllowOther: f.allowOther, DefaultPermissions: f.defaultPermissions,
 		ReadOnly: f.readOnly, NonEmpty: f.nonempty,
 		Timeout: time.Duration(f.timeout), AttrTimeout: time.Duration(f.attrTimeout),

@@ -2,14 +2,12 @@ package main
 
 import (
 	"fmt"
-	"github.com/cloudmount/cloudmount/backends/webdav"
-	"github.com/cloudmount/cloudmount/cache"
 	"io"
-	"math"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/cloudmount/cloudmount/backends/webdav"
+	"github.com/cloudmount/cloudmount/cache"
+	"github.com/cloudmount/cloudmount/fs"
 	"github.com/cloudmount/cloudmount/mountutil"
 	"github.com/spf13/pflag"
 )
@@ -23,6 +21,8 @@ type mountFlags struct {
 	caFile             string
 	cacheDir           string
 	uid, gid           int
+	fileMode, dirMode  octalMode
+	umask              octalMode
 	allowOther         bool
 	defaultPermissions bool
 	readOnly           bool
@@ -82,6 +82,12 @@ func newMountFlagSet(f *mountFlags) *pflag.FlagSet {
 	flags.StringVar(&f.cacheDir, "cache-dir", "", "cache `DIR` (default: one per source and user under ~/.cache/cloudmount)")
 	flags.IntVar(&f.uid, "uid", -1, "`UID` that owns the files (default: yours)")
 	flags.IntVar(&f.gid, "gid", -1, "`GID` of the files (default: yours)")
+	f.fileMode = octalMode{bits: uint32(fs.DefaultFileMode), max: 0o7777}
+	f.dirMode = octalMode{bits: uint32(fs.DefaultDirMode), max: 0o7777}
+	f.umask = octalMode{max: 0o777, quiet: true}
+	flags.Var(&f.fileMode, "file-mode", "permission bits (octal `MODE`) of files whose mode is stored nowhere; with --umask alone, 0666 minus the umask")
+	flags.Var(&f.dirMode, "dir-mode", "permission bits (octal `MODE`) of directories whose mode is stored nowhere; with --umask alone, 0777 minus the umask")
+	flags.Var(&f.umask, "umask", "permission bits (octal `MASK`) cleared from every mode shown, stored or not; what chmod stores is kept whole")
 	flags.BoolVar(&f.allowOther, "allow-other", false, "let other users access the mount; turns on --default-permissions (non-root: needs user_allow_other in /etc/fuse.conf)")
 	flags.BoolVar(&f.defaultPermissions, "default-permissions", false, "let the kernel check permissions against the files' mode and owner (on with --allow-other unless =false)")
 	flags.BoolVar(&f.readOnly, "ro", false, "mount read-only (-o ro; -o rw is the default)")
@@ -144,6 +150,19 @@ func parseMountArgs(args []string) (*mountFlags, error) {
 	if f.uid < -1 || f.gid < -1 || int64(f.uid) > 1<<32-2 || int64(f.gid) > 1<<32-2 {
 		return nil, usageErrorf("--uid and --gid must be user and group numbers")
 	}
+	// As davfs2 and rclone do, a umask alone makes the default modes
+	// 0666 and 0777 minus the umask.
+	if flags.Changed("umask") {
+		if !flags.Changed("file-mode") {
+			f.fileMode.bits = 0o666
+		}
+		if !flags.Changed("dir-mode") {
+			f.dirMode.bits = 0o777
+		}
+	}
+	if f.fileMode.bits == 0 || f.dirMode.bits == 0 {
+		return nil, usageErrorf("--file-mode and --dir-mode must not be 0000")
+	}
 	if f.timeout <= 0 || f.attrTimeout < 0 {
 		return nil, usageErrorf("--timeout must be positive and --attr-timeout not negative")
 	}
@@ -169,68 +188,3 @@ func mountUsage(w io.Writer) {
 	fmt.Fprint(w, flagUsages(newMountFlagSet(&f)))
 	fmt.Fprint(w, mountUsageTail)
 }
-
-// duration is a flag value that takes a Go duration ("30s", "1m") or a plain
-// number of seconds, as fstab users write it.
-type duration time.Duration
-
-// Set parses a duration or a number of seconds.
-func (d *duration) Set(s string) error {
-	if secs, err := strconv.ParseFloat(s, 64); err == nil {
-		if math.IsNaN(secs) || math.Abs(secs) > float64(math.MaxInt64/int64(time.Second)) {
-			return fmt.Errorf("not a duration")
-		}
-		*d = duration(secs * float64(time.Second))
-	} else {
-		v, err := time.ParseDuration(s)
-		if err != nil {
-			return fmt.Errorf("not a duration (want e.g. 30s, 2m or a number of seconds)")
-		}
-		*d = duration(v)
-	}
-	if *d < 0 {
-		return fmt.Errorf("negative duration")
-	}
-	return nil
-}
-
-// String formats the duration the way time.Duration does.
-func (d *duration) String() string { return time.Duration(*d).String() }
-
-// Type names the value in help texts.
-func (d *duration) Type() string { return "duration" }
-
-// byteSize is a flag value that takes a size in bytes with an optional
-// suffix: K, M, G, T (powers of 1024; "KiB", "MB" and the like are read the
-// same way).
-type byteSize int64
-
-// Set parses a size.
-func (b *byteSize) Set(s string) error {
-	t := strings.ToUpper(strings.TrimSpace(s))
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
-	mult := int64(1)
-	if t != "" {
-		if i := strings.IndexByte("KMGT", t[len(t)-1]); i >= 0 {
-			mult = int64(1) << (10 * (i + 1))
-			t = t[:len(t)-1]
-		}
-	}
-	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || v < 0 || math.IsNaN(v) || v*float64(mult) > math.MaxInt64/2 {
-		return fmt.Errorf("not a size (want e.g. 2G, 500M or a number of bytes)")
-	}
-	*b = byteSize(v * float64(mult))
-	return nil
-}
-
-// String formats the size in bytes.
-func (b *byteSize) String() string {
-	if *b == 0 {
-		return ""
-	}
-	return strconv.FormatInt(int64(*b), 10)
-}
-
-// Type names the value in help texts.
-func (b *byteSize) Type() string { return "size" }

@@ -151,6 +151,7 @@ func setUp(ctx context.Context, cfg *mountConfig, log *slog.Logger) (m *fs.Mount
 	}
 	m, err = fs.Mount(cfg.Mountpoint, b, store, fs.Options{
 		UID: cfg.UID, GID: cfg.GID, Privileged: os.Geteuid() == 0,
+		FileMode: os.FileMode(cfg.FileMode), DirMode: os.FileMode(cfg.DirMode), Umask: os.FileMode(cfg.Umask),
 		ReadOnly: cfg.ReadOnly, Timeout: cfg.Timeout, AttrTimeout: cfg.AttrTimeout,
 		DirCacheTime: cfg.DirCacheTime, Transfers: cfg.Transfers, WritebackDelay: cfg.WritebackDelay,
 		CommitInterval: cfg.CommitInterval, FsyncServer: cfg.FsyncServer,
