@@ -168,8 +168,9 @@ func resolveMount(f *mountFlags) (*mountConfig, error) {
 		}
 	}
 	lookup := mountutil.PasswordLookup{
-		URL: cfg.Source, User: user,
-		SecretsFile: f.secretsFile, NetrcFile: mountutil.DefaultNetrcFile(),
+		URL: cfg.Source, Mountpoint: secretsMountpoint(f.mountpoint), User: user,
+		SecretsFile: f.secretsFile, SystemSecretsFile: mountutil.SystemSecretsFile, NetrcFile: mountutil.DefaultNetrcFile(),
+		Command: f.passwordCommand, CommandStderr: os.Stderr,
 		Prompt: mountutil.TerminalPrompt(),
 	}
 	if src.Kind.name == "tahoe" {
@@ -180,6 +181,9 @@ func resolveMount(f *mountFlags) (*mountConfig, error) {
 			cfg.ReadOnly = true
 		}
 		lookup = mountutil.PasswordLookup{Optional: true} // a capability needs no password
+		if f.passwordCommand != "" {
+			return nil, usageErrorf("--password-command is not for tahoe: sources (a capability needs no password)")
+		}
 	} else if f.nodeDir != "" || f.nodeURL != "" || f.capFile != "" {
 		return nil, usageErrorf("--node-dir, --node-url and --capfile are for tahoe: sources")
 	}
@@ -188,7 +192,7 @@ func resolveMount(f *mountFlags) (*mountConfig, error) {
 			return nil, err
 		}
 		// Keys and the agent come first; a password is optional, from
-		// the environment or the secrets file.
+		// the environment, the secrets files or a password command.
 		lookup.NetrcFile, lookup.Prompt, lookup.Optional = "", nil, true
 	} else if len(f.identities) > 0 || f.knownHosts != "" || f.acceptNewHostKey || f.sshConfig != "" {
 		return nil, usageErrorf("--identity, --known-hosts, --accept-new-host-key and --ssh-config are for sftp sources")
@@ -213,6 +217,21 @@ func resolveMount(f *mountFlags) (*mountConfig, error) {
 		cfg.LogFile = filepath.Join(cfg.CacheDir, "daemon.log")
 	}
 	return cfg, nil
+}
+
+// secretsMountpoint is the mountpoint that secrets keyed by mountpoint are
+// matched with: the absolute path as the user (or fstab) named it, symbolic
+// links not resolved; mount.fuse3 may hand over /dev/fd/N instead, which
+// matches nothing.
+func secretsMountpoint(arg string) string {
+	if _, ok := mountutil.FDMountpoint(arg); ok {
+		return ""
+	}
+	a, err := filepath.Abs(arg)
+	if err != nil {
+		return ""
+	}
+	return a
 }
 
 // startDaemon re-executes cloudmount in the background, hands it cfg and

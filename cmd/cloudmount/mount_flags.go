@@ -18,6 +18,7 @@ type mountFlags struct {
 	foreground         bool
 	user               string
 	secretsFile        string
+	passwordCommand    string
 	caFile             string
 	cacheDir           string
 	uid, gid           int
@@ -78,6 +79,7 @@ func newMountFlagSet(f *mountFlags) *pflag.FlagSet {
 	flags.BoolVarP(&f.foreground, "foreground", "f", false, "stay in the foreground, log to stderr, unmount on Ctrl-C")
 	flags.StringVar(&f.user, "user", "", "remote user `NAME` (also from the URL: https://NAME@host/...)")
 	flags.StringVar(&f.secretsFile, "secrets-file", mountutil.DefaultSecretsFile(), "`FILE` of \"URL user password\" lines, mode 0600")
+	flags.StringVar(&f.passwordCommand, "password-command", "", "run `COMMAND` (no shell; quotes group words) and take the first line it prints as the password")
 	flags.StringVar(&f.caFile, "ca-file", "", "trust the CA certificates in `FILE` (PEM) for https")
 	flags.StringVar(&f.cacheDir, "cache-dir", "", "cache `DIR` (default: one per source and user under ~/.cache/cloudmount)")
 	flags.IntVar(&f.uid, "uid", -1, "`UID` that owns the files (default: yours)")

@@ -198,3 +198,33 @@ func TestMountConfigLogNoPassword(t *testing.T) {
 		t.Errorf("log lacks where the password came from: %s", buf.String())
 	}
 }
+
+// TestResolveMountPasswordCommand: -o password_command runs the command
+// (quotes and commas in the value survive the option list) and the first
+// line it prints is the password.
+func TestResolveMountPasswordCommand(t *testing.T) {
+	t.Setenv("CLOUDMOUNT_PASSWORD", "")
+	for _, args := range [][]string{
+		{"-o", `password_command="sh -c 'echo pw,1; echo other'"`},
+		{"--password-command", `sh -c "echo pw,1"`},
+	} {
+		f, err := parseMountArgs(append([]string{"https://alice@h/", t.TempDir(), "--secrets-file", "", "--cache-dir", t.TempDir()}, args...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := resolveMount(f)
+		if err != nil {
+			t.Fatalf("%q: %v", args, err)
+		}
+		if cfg.Password != "pw,1" || cfg.PasswordFrom != "password command" {
+			t.Errorf("%q: password %q from %q", args, cfg.Password, cfg.PasswordFrom)
+		}
+	}
+	f, err := parseMountArgs([]string{"https://alice@h/", t.TempDir(), "--secrets-file", "", "-o", "password_command=false"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := resolveMount(f); err == nil || err.Error() != "password command false failed: exit status 1" {
+		t.Errorf("a failing command: %v", err)
+	}
+}

@@ -31,9 +31,12 @@ The command returns once the mount is ready; the filesystem is served by a
 background daemon until "cloudmount unmount MOUNTPOINT" or
 "fusermount3 -u MOUNTPOINT". With -f it stays in the foreground.
 
-Passwords are looked up in this order: $CLOUDMOUNT_PASSWORD, the secrets
-file (~/.config/cloudmount/secrets, mode 0600, lines "URL user password"),
-~/.netrc, then a prompt on the terminal.
+Passwords are looked up in this order: $CLOUDMOUNT_PASSWORD, your secrets
+file (~/.config/cloudmount/secrets, mode 0600, lines "URL user password" or
+"MOUNTPOINT user password"), the system secrets file
+(/etc/cloudmount/secrets, owned by root, closed to others), the password
+command (-o password_command=COMMAND, run without a shell), ~/.netrc, then
+a prompt on the terminal.
 
 fstab (put the remote user in the URL: mount(8) may pass user=LOCALUSER):
   https://alice@host/dav/  /home/alice/cloud  fuse.cloudmount  noauto,user,_netdev  0 0
