@@ -3,6 +3,8 @@ package fs
 import (
 	"context"
 	"fmt"
+	"log"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -68,6 +70,7 @@ func Mount(mountpoint string, b backends.Backend, store *cache.Store, o Options)
 		MaxWrite:     1 << 20,
 		MaxReadAhead: 1 << 20,
 		Debug:        o.Debug,
+		Logger:       fuseLogger(o),
 		// No FUSE_POSIX_ACL: Getxattr answers ACL reads "not supported"
 		// (node_xattr.go), which with it on would fail the kernel's own
 		// permission checks; it would also force default_permissions on,
@@ -93,6 +96,16 @@ func Mount(mountpoint string, b backends.Backend, store *cache.Store, o Options)
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
 	return &Mounted{Server: server, f: root.fs}, nil
+}
+
+// fuseLogger passes go-fuse's messages to the mount's log: each request
+// at debug level with Debug, otherwise its rare complaints at info level.
+func fuseLogger(o Options) *log.Logger {
+	level := slog.LevelInfo
+	if o.Debug {
+		level = slog.LevelDebug
+	}
+	return slog.NewLogLogger(o.Logger.Handler(), level)
 }
 
 // newRoot checks the server's root, probes capabilities and returns the root

@@ -28,6 +28,8 @@ type mountConfig struct {
 	CAFile             string        `json:"ca_file,omitempty"`
 	CacheDir           string        `json:"cache_dir"`
 	LogFile            string        `json:"log_file,omitempty"`
+	Syslog             string        `json:"syslog,omitempty"` // the system log's socket, when logging there
+	LogLevel           string        `json:"log_level,omitempty"`
 	UID                uint32        `json:"uid"`
 	GID                uint32        `json:"gid"`
 	FileMode           uint32        `json:"file_mode"`
@@ -145,6 +147,10 @@ func resolveMount(f *mountFlags) (*mountConfig, error) {
 		CommitInterval: time.Duration(f.commitInterval), FsyncServer: f.fsync == "server",
 		DrainTimeout: time.Duration(f.drainTimeout),
 		Verbose:      f.verbose, Debug: f.debug, Foreground: f.foreground,
+		LogLevel: f.logLevel,
+	}
+	if f.verbose || f.debug {
+		cfg.LogLevel = "debug"
 	}
 	if f.uid >= 0 {
 		cfg.UID = uint32(f.uid)
@@ -214,7 +220,9 @@ func resolveMount(f *mountFlags) (*mountConfig, error) {
 		cfg.CacheDir = cache.DefaultDir(base, cfg.Source, cfg.User)
 	}
 	if cfg.LogFile == "" && !cfg.Foreground {
-		cfg.LogFile = filepath.Join(cfg.CacheDir, "daemon.log")
+		if cfg.Syslog = findSyslogSocket(); cfg.Syslog == "" {
+			cfg.LogFile = filepath.Join(cfg.CacheDir, daemonLogName)
+		}
 	}
 	return cfg, nil
 }
@@ -234,6 +242,14 @@ func secretsMountpoint(arg string) string {
 	return a
 }
 
+// logPlace says where the daemon logs, for messages.
+func (c *mountConfig) logPlace() string {
+	if c.Syslog != "" {
+		return describeSyslog(c.Syslog)
+	}
+	return c.LogFile
+}
+
 // startDaemon re-executes cloudmount in the background, hands it cfg and
 // waits until it has mounted or failed.
 func startDaemon(cfg *mountConfig, stderr io.Writer) error {
@@ -242,7 +258,7 @@ func startDaemon(cfg *mountConfig, stderr io.Writer) error {
 		Env:      mountutil.DaemonEnv(os.Environ()),
 		Settings: cfg,
 		Timeout:  3*cfg.Timeout + 30*time.Second,
-		LogFile:  cfg.LogFile,
+		LogFile:  cfg.logPlace(),
 	}
 	if fd, ok := mountutil.FDMountpoint(cfg.Mountpoint); ok {
 		// mount.fuse3 -o drop_privileges: pass the open /dev/fuse on.
@@ -257,25 +273,34 @@ func startDaemon(cfg *mountConfig, stderr io.Writer) error {
 	}
 	if cfg.Verbose {
 		fmt.Fprintf(stderr, "cloudmount: mounted %s on %s (daemon pid %d, log %s)\n",
-			cfg.FSName, cfg.MountpointArg, pid, cfg.LogFile)
+			cfg.FSName, cfg.MountpointArg, pid, cfg.logPlace())
 	}
 	return nil
 }
 
 // runForeground mounts in this process and returns once it is unmounted.
+// It logs to the log file if one was given, else to stderr (with the
+// journal's severity prefixes when stderr is the journal).
 func runForeground(cfg *mountConfig, stderr io.Writer) error {
 	// Programs started from here (fusermount3) need not see it.
 	_ = os.Unsetenv(mountutil.PasswordEnv)
-	w := stderr
+	level, err := parseLogLevel(cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	var log *slog.Logger
 	if cfg.LogFile != "" {
 		f, err := openLogFile(cfg.LogFile)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		w = f
+		log = newLogger(f, level)
+	} else if f, ok := stderr.(*os.File); ok && journalStream(f) {
+		log = journalStreamLogger(f, level)
+	} else {
+		log = newLogger(stderr, level)
 	}
-	log := newLogger(w, cfg.Verbose)
 	slog.SetDefault(log)
 	return serveMount(cfg, log, func() {})
 }

@@ -38,6 +38,7 @@ type mountFlags struct {
 	fsync              string
 	drainTimeout       duration
 	logFile            string
+	logLevel           string
 	verbose            bool
 	debug              bool
 	nonempty           bool
@@ -103,9 +104,10 @@ func newMountFlagSet(f *mountFlags) *pflag.FlagSet {
 	flags.Var(&f.commitInterval, "commit-interval", "a closed file is durable on local disk at most this long after close (one batch of syncs for all closes meanwhile)")
 	flags.StringVar(&f.fsync, "fsync", "local", "what fsync waits for: `local` (durable in the journal on local disk) or server (uploaded)")
 	flags.Var(&f.drainTimeout, "drain-timeout", "how long the daemon keeps uploading after the unmount; the rest waits in the journal for the next mount")
-	flags.StringVar(&f.logFile, "log-file", "", "log to `FILE` (default: daemon.log in the cache directory; with -f: stderr)")
-	flags.BoolVarP(&f.verbose, "verbose", "v", false, "log more (debug level)")
-	flags.BoolVar(&f.debug, "debug", false, "log every FUSE request")
+	flags.StringVar(&f.logFile, "log-file", "", "log to `FILE` (default: the journal or syslog when there is one, else daemon.log in the cache directory; with -f: stderr)")
+	flags.StringVar(&f.logLevel, "log-level", "info", "log records of `LEVEL` and above: debug, info, warn or error")
+	flags.BoolVarP(&f.verbose, "verbose", "v", false, "log more (--log-level debug)")
+	flags.BoolVar(&f.debug, "debug", false, "log every FUSE request (and --log-level debug)")
 	flags.BoolVar(&f.nonempty, "nonempty", false, "allow mounting over a non-empty directory")
 	flags.StringArrayVar(&f.identities, "identity", nil, "sftp: private key `FILE` to try first (-o identity=FILE; repeatable)")
 	flags.StringVar(&f.knownHosts, "known-hosts", "", "sftp: trusted host keys `FILE` (default ~/.ssh/known_hosts)")
@@ -176,6 +178,9 @@ func parseMountArgs(args []string) (*mountFlags, error) {
 	}
 	if f.fsync != "local" && f.fsync != "server" {
 		return nil, usageErrorf("--fsync must be local or server, not %q", f.fsync)
+	}
+	if _, err := parseLogLevel(f.logLevel); err != nil {
+		return nil, usageError{err}
 	}
 	if f.maxListing < 1 {
 		return nil, usageErrorf("--max-listing-entries must be positive")

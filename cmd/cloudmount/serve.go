@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -47,7 +48,11 @@ func serveCommand(args []string, stdout, stderr io.Writer) error {
 			return usageErrorf("--user %s needs the password in $%s", *user, mountutil.PasswordEnv)
 		}
 	}
-	log := newLogger(stderr, *verbose)
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := newLogger(stderr, level)
 	h, err := newDAVHandler(dir, *user, password, log)
 	if err != nil {
 		return err

@@ -29,7 +29,10 @@ SOURCE is a WebDAV URL: https://host/path/, http://..., davs://host/path
 
 The command returns once the mount is ready; the filesystem is served by a
 background daemon until "cloudmount unmount MOUNTPOINT" or
-"fusermount3 -u MOUNTPOINT". With -f it stays in the foreground.
+"fusermount3 -u MOUNTPOINT". With -f it stays in the foreground. The
+daemon logs to the journal or syslog when the machine has one, else to
+daemon.log in its cache directory; -f logs to stderr (see --log-file and
+--log-level).
 
 Passwords are looked up in this order: $CLOUDMOUNT_PASSWORD, your secrets
 file (~/.config/cloudmount/secrets, mode 0600, lines "URL user password" or
