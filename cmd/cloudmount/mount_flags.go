@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"time"
 
@@ -191,7 +190,5 @@ func parseMountArgs(args []string) (*mountFlags, error) {
 // mountUsage writes the mount command's help.
 func mountUsage(w io.Writer) {
 	var f mountFlags
-	fmt.Fprint(w, mountUsageHead)
-	fmt.Fprint(w, flagUsages(newMountFlagSet(&f)))
-	fmt.Fprint(w, mountUsageTail)
+	_ = writeHelp(w, mountUsageHead, newMountFlagSet(&f), mountUsageTail)
 }

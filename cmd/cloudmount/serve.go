@@ -32,8 +32,7 @@ func serveCommand(args []string, stdout, stderr io.Writer) error {
 		return usageError{err}
 	}
 	if *help {
-		_, err := io.WriteString(stdout, serveUsageHead+flagUsages(flags))
-		return err
+		return writeHelp(stdout, serveUsageHead, flags, "")
 	}
 	if flags.NArg() != 2 || flags.Arg(0) != "webdav" {
 		return usageErrorf("want: cloudmount serve webdav DIR [--addr HOST:PORT] [--user NAME]")
