@@ -33,11 +33,11 @@ func daemonCommand() error {
 	}
 	// The session has no terminal; a SIGHUP means nothing to a daemon.
 	signal.Ignore(syscall.SIGHUP)
-	err = serveMount(&cfg, log, func() {
+	err = serveMount(&cfg, log, mountEvents{ready: func() {
 		if err := h.Report(nil); err != nil {
 			log.Warn("the command that started the mount is gone; staying mounted", "err", err)
 		}
-	})
+	}})
 	if err != nil {
 		log.Error("mount failed", "err", err)
 		_ = h.Report(err)

@@ -94,7 +94,7 @@ func (c *mountConfig) LogValue() slog.Value {
 		slog.Int("transfers", c.Transfers), slog.Int("max_listing_entries", c.MaxListingEntries), slog.Duration("writeback_delay", c.WritebackDelay),
 		slog.Duration("commit_interval", c.CommitInterval), slog.Bool("fsync_server", c.FsyncServer),
 		slog.Duration("drain_timeout", c.DrainTimeout),
-		slog.Bool("debug", c.Debug),
+		slog.String("log_level", c.LogLevel), slog.Bool("debug", c.Debug),
 	)
 }
 
@@ -302,7 +302,17 @@ func runForeground(cfg *mountConfig, stderr io.Writer) error {
 		log = newLogger(stderr, level)
 	}
 	slog.SetDefault(log)
-	return serveMount(cfg, log, func() {})
+	// Under systemd (Type=notify) the service is started once mounted.
+	sd := takeServiceNotifier()
+	tell := func(state string) {
+		if err := sd.notify(state); err != nil {
+			log.Warn("systemd not told", "state", state, "err", err)
+		}
+	}
+	return serveMount(cfg, log, mountEvents{
+		ready:     func() { tell("READY=1\nSTATUS=mounted " + cfg.FSName + " on " + cfg.Mountpoint) },
+		unmounted: func() { tell("STOPPING=1\nSTATUS=unmounted; uploading what is queued") },
+	})
 }
 
 // resolveSSH fills cfg.SSH from the flags: absolute file names, the home
