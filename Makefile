@@ -1,7 +1,9 @@
 # cloudmount: build, test and demo.
 #
 #   make build   bin/cloudmount
-#   make install /usr/local/bin/cloudmount (for fstab mounts)
+#   make install /usr/local/bin/cloudmount (for fstab mounts) and the man
+#                page /usr/local/share/man/man1/cloudmount.1
+#   make man     bin/cloudmount.1, made from the same source as --help
 #   make test    install what the tests need (Debian, and Tahoe-LAFS from
 #                PyPI: make tahoe-venv), vet, unit tests with -race, a
 #                bounded run of the fuzz targets of server replies, then
@@ -29,7 +31,7 @@ TEST_LOG := bin/integration-test.log
 DEMO_DIR := .demo
 DEMO_MNT := demo-mount
 
-.PHONY: all build install deps tahoe-venv vet unit fuzz integration test demo demo-deps demo-stop clean
+.PHONY: all build man install deps tahoe-venv vet unit fuzz integration test demo demo-deps demo-stop clean
 
 all: build
 
@@ -39,8 +41,16 @@ build:
 # mount(8) runs fuse.cloudmount entries through mount.fuse3 with a fixed
 # PATH, so fstab mounts need the binary in a standard place.
 PREFIX ?= /usr/local
-install: build
+MAN := bin/cloudmount.1
+
+# The man page is what `cloudmount help --man` prints: the help texts and
+# flag lists in roff.
+man: build
+	$(BIN) help --man > $(MAN).tmp && mv $(MAN).tmp $(MAN)
+
+install: build man
 	$(SUDO) install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/cloudmount
+	$(SUDO) install -D -m 0644 $(MAN) $(DESTDIR)$(PREFIX)/share/man/man1/cloudmount.1
 
 # Installs only the missing packages; apt-get update only if one is missing.
 deps:

@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"fmt"
+	"log"
 	"log/slog"
 	"os"
 	"strings"
@@ -69,6 +70,7 @@ func Mount(mountpoint string, b backends.Backend, store *cache.Store, o Options)
 		MaxWrite:     1 << 20,
 		MaxReadAhead: 1 << 20,
 		Debug:        o.Debug,
+		Logger:       fuseLogger(o),
 		// No FUSE_POSIX_ACL: Getxattr answers ACL reads "not supported"
 		// (node_xattr.go), which with it on would fail the kernel's own
 		// permission checks; it would also force default_permissions on,
@@ -96,21 +98,20 @@ func Mount(mountpoint string, b backends.Backend, store *cache.Store, o Options)
 	return &Mounted{Server: server, f: root.fs}, nil
 }
 
+// fuseLogger passes go-fuse's messages to the mount's log: each request
+// at debug level with Debug, otherwise its rare complaints at info level.
+func fuseLogger(o Options) *log.Logger {
+	level := slog.LevelInfo
+	if o.Debug {
+		level = slog.LevelDebug
+	}
+	return slog.NewLogLogger(o.Logger.Handler(), level)
+}
+
 // newRoot checks the server's root, probes capabilities and returns the root
 // node of a mount.
 func newRoot(b backends.Backend, store *cache.Store, o Options) (*Node, error) {
-	if o.Timeout <= 0 {
-		o.Timeout = 30 * time.Second
-	}
-	if o.AttrTimeout <= 0 {
-		o.AttrTimeout = time.Second
-	}
-	if o.DirCacheTime <= 0 {
-		o.DirCacheTime = time.Minute
-	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
+	o = o.withDefaults()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*o.Timeout)
 	defer cancel()
 	caps, err := b.Capabilities(ctx)

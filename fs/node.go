@@ -149,20 +149,7 @@ func (n *Node) fill(out *fuse.Attr) {
 	o := n.fs.opts
 	out.Ino = n.StableAttr().Ino
 	out.Mode = n.StableAttr().Mode
-	perm := uint32(0o644)
-	switch out.Mode {
-	case syscall.S_IFDIR:
-		perm = 0o755
-	case syscall.S_IFLNK:
-		perm = 0o777
-	}
-	if e.Meta.Mode != nil {
-		perm = uint32(*e.Meta.Mode) & 0o7777
-	}
-	if n.pending.Mode != nil {
-		perm = uint32(*n.pending.Mode) & 0o7777
-	}
-	out.Mode |= perm
+	out.Mode |= n.perm(out.Mode, e)
 	out.Size = uint64(e.Size)
 	if n.staged != nil {
 		out.Size = uint64(n.staged.size)
@@ -202,6 +189,28 @@ func (n *Node) fill(out *fuse.Attr) {
 	}
 	out.Blksize = 1 << 17
 	out.Blocks = (out.Size + 511) / 512
+}
+
+// perm is the permission bits shown for a file of type mode with entry e:
+// the stored mode, else the mount's default for its type, without the
+// umask. Symbolic links default to 0777 and keep the umask's bits (the
+// kernel ignores their mode). n.mu must be held.
+func (n *Node) perm(mode uint32, e backends.Entry) uint32 {
+	o := n.fs.opts
+	perm, umask := o.FileMode, o.Umask
+	switch mode {
+	case syscall.S_IFDIR:
+		perm = o.DirMode
+	case syscall.S_IFLNK:
+		perm, umask = 0o777, 0
+	}
+	if e.Meta.Mode != nil {
+		perm = *e.Meta.Mode
+	}
+	if n.pending.Mode != nil {
+		perm = *n.pending.Mode
+	}
+	return uint32(perm&^umask) & 0o7777
 }
 
 // Getattr implements fusefs.NodeGetattrer. Attributes older than the attribute

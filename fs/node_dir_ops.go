@@ -355,8 +355,8 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	}
 	p := n.childPath(name)
 	m := n.creator(ctx, mode)
-	if *m.Mode == 0o755 && m.UID == nil {
-		m = backends.Meta{}
+	if *m.Mode == n.fs.opts.DirMode && m.UID == nil {
+		m = backends.Meta{} // what a directory without a stored mode shows
 	}
 	cctx, cancel := n.fs.call(ctx)
 	defer cancel()

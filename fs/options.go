@@ -5,6 +5,7 @@ package fs
 
 import (
 	"log/slog"
+	"os"
 	"time"
 )
 
@@ -16,6 +17,16 @@ type Options struct {
 	// is stored with the file's metadata. Otherwise only a chown to UID/GID is
 	// accepted (as on a local filesystem) and EPERM is answered.
 	Privileged bool
+	// FileMode and DirMode are the permission bits shown for files and
+	// directories whose mode is stored nowhere (neither on the server nor in
+	// the local index), as bits 0o7777 like backends.Meta.Mode; FileMode
+	// counts for every file that is not a directory or a symbolic link.
+	// Zero means 0644 and 0755.
+	FileMode, DirMode os.FileMode
+	// Umask is cleared from the permission bits of every file shown, its
+	// mode stored or not (symbolic links excepted). What chmod stores is
+	// not masked: a mount without the umask shows it whole.
+	Umask os.FileMode
 	// ReadOnly refuses every change with EROFS.
 	ReadOnly bool
 	// Timeout is the deadline of each remote call (default 30s).
@@ -46,4 +57,36 @@ type Options struct {
 	Debug bool
 	// Logger receives the mount's log; nil means slog.Default().
 	Logger *slog.Logger
+}
+
+// Default permission bits of files and directories with no stored mode.
+const (
+	DefaultFileMode os.FileMode = 0o644
+	DefaultDirMode  os.FileMode = 0o755
+)
+
+// withDefaults fills the zero fields that have defaults.
+func (o Options) withDefaults() Options {
+	if o.Timeout <= 0 {
+		o.Timeout = 30 * time.Second
+	}
+	if o.AttrTimeout <= 0 {
+		o.AttrTimeout = time.Second
+	}
+	if o.DirCacheTime <= 0 {
+		o.DirCacheTime = time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.FileMode == 0 {
+		o.FileMode = DefaultFileMode
+	}
+	if o.DirMode == 0 {
+		o.DirMode = DefaultDirMode
+	}
+	o.FileMode &= 0o7777
+	o.DirMode &= 0o7777
+	o.Umask &= 0o777
+	return o
 }

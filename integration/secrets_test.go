@@ -3,17 +3,23 @@ package integration
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
 
 // TestPasswordNotExposed mounts with the password from a secrets file (in
-// the background and with -f) and from CLOUDMOUNT_PASSWORD, with the user
-// from --user and from the URL, and checks that the password is in neither
-// the daemon's command line nor its environment.
+// the background and with -f), from CLOUDMOUNT_PASSWORD and from a password
+// command (-o password_command, with a space in the command's path), with
+// the user from --user and from the URL, and checks that the password is in
+// neither the daemon's command line nor its environment nor its log.
 func TestPasswordNotExposed(t *testing.T) {
 	eachServer(t, func(t *testing.T, srv *Server) {
 		withUser := strings.Replace(srv.URL, "://", "://"+srv.User+"@", 1)
+		script := filepath.Join(t.TempDir(), "print password")
+		if err := os.WriteFile(script, []byte("#!/bin/sh\nprintf '%s\\n' '"+srv.Password+"'\n"), 0o700); err != nil {
+			t.Fatal(err)
+		}
 		for _, c := range []struct {
 			name string
 			opts MountOptions
@@ -22,6 +28,9 @@ func TestPasswordNotExposed(t *testing.T) {
 			{"secrets file, -f", MountOptions{Foreground: true}},
 			{"CLOUDMOUNT_PASSWORD", MountOptions{Password: viaEnv}},
 			{"user in the URL, CLOUDMOUNT_PASSWORD", MountOptions{Password: viaEnv, URL: withUser}},
+			{"password command", MountOptions{Password: viaNothing, Args: []string{"-o", `password_command="'` + script + `'"`}}},
+			{"password command, -f", MountOptions{Password: viaNothing, Foreground: true, URL: withUser,
+				Args: []string{"--password-command", `"` + script + `" --unused-argument`}}},
 		} {
 			t.Run(c.name, func(t *testing.T) {
 				m := mountServer(t, srv, c.opts)
@@ -42,6 +51,9 @@ func TestPasswordNotExposed(t *testing.T) {
 					t.Fatal(err)
 				}
 				wantServerFile(t, srv, c.name, []byte("ok"))
+				if log, err := os.ReadFile(m.LogFile); err != nil || strings.Contains(string(log), srv.Password) {
+					t.Errorf("the daemon log %s (%v) shows the password", m.LogFile, err)
+				}
 			})
 		}
 	})

@@ -125,7 +125,8 @@ func ParseMountinfo(r io.Reader) ([]string, error) {
 }
 
 // UnescapeMountinfo undoes the \NNN escapes the kernel writes for blanks,
-// newlines and backslashes in the fields of /proc/PID/mountinfo.
+// newlines and backslashes in the fields of /proc/PID/mountinfo (fstab and
+// the secrets files write paths the same way).
 func UnescapeMountinfo(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s

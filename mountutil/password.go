@@ -1,8 +1,10 @@
 package mountutil
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/url"
 	"os"
@@ -31,13 +33,23 @@ type Credentials struct {
 type PasswordLookup struct {
 	// URL is the source, without user or password.
 	URL string
+	// Mountpoint is the absolute mountpoint, for secrets keyed by it; ""
+	// matches only secrets keyed by URL.
+	Mountpoint string
 	// User is the user from the command line or the URL; "" when none was
-	// given, in which case the secrets file and netrc may name one.
+	// given, in which case the secrets files and netrc may name one.
 	User string
-	// SecretsFile and NetrcFile are the files to read; "" skips one.
-	SecretsFile, NetrcFile string
-	// Getenv reads the environment (os.Getenv when nil).
-	Getenv func(string) string
+	// SecretsFile (the user's), SystemSecretsFile and NetrcFile are the
+	// files to read; "" skips one.
+	SecretsFile, SystemSecretsFile, NetrcFile string
+	// Command is a password command (see RunPasswordCommand); "" for none.
+	Command string
+	// CommandStderr receives the password command's standard error.
+	CommandStderr io.Writer
+	// Getenv reads the environment (os.Getenv when nil); Environ is the
+	// environment of the password command (os.Environ() when nil).
+	Getenv  func(string) string
+	Environ []string
 	// Prompt asks for the password on a terminal; nil when there is none.
 	Prompt func(prompt string) (string, error)
 	// Optional: finding no password is no error (the source has other
@@ -45,8 +57,9 @@ type PasswordLookup struct {
 	Optional bool
 }
 
-// Resolve finds the password: CLOUDMOUNT_PASSWORD, the secrets file, netrc,
-// then the prompt. Without a user, only the secrets file and netrc are
+// Resolve finds the password, from the first of: CLOUDMOUNT_PASSWORD, the
+// user's secrets file, the system secrets file, the password command,
+// netrc, the prompt. Without a user, only the secrets files and netrc are
 // asked (they may name the user); if they have nothing, or cannot be read
 // (HOME is another user's, as under su), the result is no authentication.
 // Errors never contain a password.
@@ -65,9 +78,36 @@ func (l PasswordLookup) Resolve() (Credentials, error) {
 		if err != nil && !(l.User == "" && errors.Is(err, fs.ErrPermission)) {
 			return Credentials{}, err
 		}
-		if s, ok := FindSecret(secrets, l.URL, l.User); ok {
+		if s, ok := FindSecret(secrets, l.URL, l.Mountpoint, l.User); ok {
 			return Credentials{User: s.User, Password: s.Password, From: "secrets file " + Tildify(l.SecretsFile)}, nil
 		}
+	}
+	if l.SystemSecretsFile != "" {
+		secrets, err := ReadSystemSecretsFile(l.SystemSecretsFile)
+		if err != nil {
+			return Credentials{}, err
+		}
+		if s, ok := FindSecret(secrets, l.URL, l.Mountpoint, l.User); ok {
+			return Credentials{User: s.User, Password: s.Password, From: "secrets file " + l.SystemSecretsFile}, nil
+		}
+	}
+	if l.Command != "" {
+		if l.User == "" {
+			return Credentials{}, fmt.Errorf("a password command needs a user name: put it in the URL (https://NAME@host/...) or give --user")
+		}
+		env := l.Environ
+		if env == nil {
+			env = os.Environ()
+		}
+		stderr := l.CommandStderr
+		if stderr == nil {
+			stderr = io.Discard
+		}
+		p, err := RunPasswordCommand(context.Background(), l.Command, env, stderr)
+		if err != nil {
+			return Credentials{}, err
+		}
+		return Credentials{User: l.User, Password: p, From: "password command"}, nil
 	}
 	if l.NetrcFile != "" {
 		c, ok, err := l.fromNetrc()
@@ -122,7 +162,7 @@ func (l PasswordLookup) missing() error {
 	if file == "" {
 		file = "~/.config/cloudmount/secrets"
 	}
-	return fmt.Errorf("no password for %s (user %s): put \"%s %s PASSWORD\" in %s (mode 0600), or set %s",
+	return fmt.Errorf("no password for %s (user %s): put \"%s %s PASSWORD\" in %s (mode 0600), give a password command (-o password_command=...), or set %s",
 		l.URL, l.User, l.URL, l.User, Tildify(file), PasswordEnv)
 }
 

@@ -28,7 +28,8 @@ func TestParseSecrets(t *testing.T) {
 		"https://host/dav/ alice s3cret\r\n" +
 		"   # indented comment\n" +
 		"davs://other:8443/x bob  pass with spaces # and hash  \n" +
-		"\thttp://h/\tcarol\tp\n"
+		"\thttp://h/\tcarol\tp\n" +
+		"/home/dave/my\\040cloud/ dave dpw\n"
 	got, err := ParseSecrets(strings.NewReader(in), "secrets")
 	if err != nil {
 		t.Fatal(err)
@@ -37,6 +38,7 @@ func TestParseSecrets(t *testing.T) {
 		{URL: "https://host/dav/", User: "alice", Password: "s3cret", Line: 3},
 		{URL: "davs://other:8443/x", User: "bob", Password: "pass with spaces # and hash", Line: 5},
 		{URL: "http://h/", User: "carol", Password: "p", Line: 6},
+		{Mountpoint: "/home/dave/my cloud", User: "dave", Password: "dpw", Line: 7},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %#v\nwant %#v", got, want)
@@ -45,7 +47,7 @@ func TestParseSecrets(t *testing.T) {
 
 func TestParseSecretsErrors(t *testing.T) {
 	tests := []struct{ in, want string }{
-		{"https://host/ alice\n", "f line 1: want \"URL user password\""},
+		{"https://host/ alice\n", "f line 1: want \"URL user password\" or \"MOUNTPOINT user password\""},
 		{"# c\nhttps://host/\n", "f line 2: want"},
 		{"host/dav alice topsecret\n", "f line 1: not a valid URL"},
 	}
@@ -83,9 +85,36 @@ func TestFindSecret(t *testing.T) {
 		{"https://host/dav/", "mallory", ""},
 	}
 	for _, tt := range tests {
-		s, ok := FindSecret(secrets, tt.source, tt.user)
+		s, ok := FindSecret(secrets, tt.source, "", tt.user)
 		if ok != (tt.want != "") || s.Password != tt.want {
 			t.Errorf("FindSecret(%q, %q) = %q, %v; want %q", tt.source, tt.user, s.Password, ok, tt.want)
+		}
+	}
+}
+
+func TestFindSecretByMountpoint(t *testing.T) {
+	secrets := []Secret{
+		{Mountpoint: "/home/a/cloud", User: "alice", Password: "by-path"},
+		{URL: "https://host/dav/", User: "alice", Password: "by-url"},
+		{Mountpoint: "/home/a/other", User: "bob", Password: "bob"},
+	}
+	tests := []struct {
+		source, mnt, user string
+		want              string
+	}{
+		{"https://host/dav/", "/home/a/cloud", "alice", "by-path"},
+		{"https://host/dav/", "/home/a/cloud/", "", "by-path"},
+		{"https://host/dav/", "/home/a/x/../cloud", "alice", "by-path"},
+		{"https://host/dav/", "/home/a/elsewhere", "alice", "by-url"},
+		{"https://host/dav/", "", "alice", "by-url"},
+		{"https://other/", "/home/a/other", "", "bob"},
+		{"https://other/", "/home/a/other", "alice", ""},
+		{"not a url", "/home/a/cloud", "alice", "by-path"},
+	}
+	for _, tt := range tests {
+		s, ok := FindSecret(secrets, tt.source, tt.mnt, tt.user)
+		if ok != (tt.want != "") || s.Password != tt.want {
+			t.Errorf("FindSecret(%q, %q, %q) = %q, %v; want %q", tt.source, tt.mnt, tt.user, s.Password, ok, tt.want)
 		}
 	}
 }
@@ -123,6 +152,7 @@ func FuzzParseSecrets(f *testing.F) {
 	f.Add("davs://h:1/x bob pass word\r\n")
 	f.Add("https://host/\n")
 	f.Add("\x00 \x00 \x00")
+	f.Add("/home/a/my\\040cloud a pw\n/x\\134\\777 b p\n")
 	f.Fuzz(func(t *testing.T, in string) {
 		got, err := ParseSecrets(strings.NewReader(in), "f")
 		if err != nil {
@@ -131,17 +161,23 @@ func FuzzParseSecrets(f *testing.F) {
 		}
 		var b strings.Builder
 		for _, s := range got {
-			if s.URL == "" || s.User == "" || s.Password == "" || strings.ContainsAny(s.URL+s.User, " \t\n") {
+			if (s.URL == "") == (s.Mountpoint == "") || s.User == "" || s.Password == "" ||
+				strings.ContainsAny(s.URL+s.User, " \t\n") || s.Mountpoint != "" && !strings.HasPrefix(s.Mountpoint, "/") {
 				t.Fatalf("malformed secret %#v", s)
 			}
-			b.WriteString(s.URL + " " + s.User + " " + s.Password + "\n")
+			key := s.URL
+			if s.Mountpoint != "" {
+				key = escapeMountpoint(s.Mountpoint)
+			}
+			b.WriteString(key + " " + s.User + " " + s.Password + "\n")
 		}
 		again, err := ParseSecrets(strings.NewReader(b.String()), "f")
 		if err != nil || len(again) != len(got) {
 			t.Fatalf("round trip: %v, %v", again, err)
 		}
 		for i := range got {
-			if again[i].URL != got[i].URL || again[i].User != got[i].User || again[i].Password != got[i].Password {
+			if again[i].URL != got[i].URL || again[i].Mountpoint != got[i].Mountpoint ||
+				again[i].User != got[i].User || again[i].Password != got[i].Password {
 				t.Fatalf("round trip: %#v != %#v", again[i], got[i])
 			}
 		}
@@ -163,7 +199,7 @@ func checkNoPasswordInError(t *testing.T, in string, err error) {
 	_, rest, _ := cutField(strings.TrimSpace(lines[n-1]))
 	_, pass, _ := cutField(rest)
 	detail := strings.TrimPrefix(msg, fmt.Sprintf("f line %d: ", n))
-	if len(pass) >= 4 && strings.Contains(detail, pass) && !strings.Contains(`want "URL user password" not a valid URL`, pass) {
+	if len(pass) >= 4 && strings.Contains(detail, pass) && !strings.Contains(`want "URL user password" or "MOUNTPOINT user password" not a valid URL`, pass) {
 		t.Fatalf("error quotes the password field %q: %v", pass, err)
 	}
 }

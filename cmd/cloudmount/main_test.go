@@ -105,7 +105,7 @@ func TestCLIMountErrors(t *testing.T) {
 		{[]string{"https://h/dav/", missing}, "cloudmount: mountpoint " + missing + " does not exist\n"},
 		{[]string{"-f", "https://h/dav/", missing}, "cloudmount: mountpoint " + missing + " does not exist\n"},
 		{[]string{"https://h/dav/", full}, "cloudmount: mountpoint " + full + " is not empty (use --nonempty to mount over it)\n"},
-		{[]string{"https://alice@h/dav/", empty}, "cloudmount: no password for https://h/dav/ (user alice): put \"https://h/dav/ alice PASSWORD\" in ~/.config/cloudmount/secrets (mode 0600), or set CLOUDMOUNT_PASSWORD\n"},
+		{[]string{"https://alice@h/dav/", empty}, "cloudmount: no password for https://h/dav/ (user alice): put \"https://h/dav/ alice PASSWORD\" in ~/.config/cloudmount/secrets (mode 0600), give a password command (-o password_command=...), or set CLOUDMOUNT_PASSWORD\n"},
 		{[]string{"https://alice@h/dav/", empty, "--secrets-file", openSecrets}, "chmod 600 " + openSecrets},
 		{[]string{"unmount", empty}, "cloudmount: " + empty + " is not mounted\n"},
 	}

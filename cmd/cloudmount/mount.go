@@ -28,8 +28,13 @@ type mountConfig struct {
 	MountpointArg      string        `json:"mountpoint_arg"` // as the user wrote it
 	CacheDir           string        `json:"cache_dir"`
 	LogFile            string        `json:"log_file,omitempty"`
+	Syslog             string        `json:"syslog,omitempty"` // the system log's socket, when logging there
+	LogLevel           string        `json:"log_level,omitempty"`
 	UID                uint32        `json:"uid"`
 	GID                uint32        `json:"gid"`
+	FileMode           uint32        `json:"file_mode"`
+	DirMode            uint32        `json:"dir_mode"`
+	Umask              uint32        `json:"umask,omitempty"`
 	AllowOther         bool          `json:"allow_other,omitempty"`
 	DefaultPermissions bool          `json:"default_permissions,omitempty"`
 	ReadOnly           bool          `json:"read_only,omitempty"`
@@ -83,13 +88,15 @@ func (c *mountConfig) LogValue() slog.Value {
 		slog.String("mountpoint", c.Mountpoint), slog.String("cache_dir", c.CacheDir),
 		tlsLogValue(c.TLS), slog.Bool("ro", c.ReadOnly),
 		slog.Any("uid", c.UID), slog.Any("gid", c.GID),
+		slog.String("file_mode", fmt.Sprintf("%04o", c.FileMode)), slog.String("dir_mode", fmt.Sprintf("%04o", c.DirMode)),
+		slog.String("umask", fmt.Sprintf("%04o", c.Umask)),
 		slog.Bool("allow_other", c.AllowOther), slog.Bool("default_permissions", c.DefaultPermissions),
 		slog.Duration("timeout", c.Timeout), slog.Duration("attr_timeout", c.AttrTimeout),
 		slog.Duration("dir_cache_time", c.DirCacheTime), slog.Int64("cache_size", c.CacheSize),
 		slog.Int("transfers", c.Transfers), slog.Int("max_listing_entries", c.MaxListingEntries), slog.Duration("writeback_delay", c.WritebackDelay),
 		slog.Duration("commit_interval", c.CommitInterval), slog.Bool("fsync_server", c.FsyncServer),
 		slog.Duration("drain_timeout", c.DrainTimeout),
-		slog.Bool("debug", c.Debug),
+		slog.String("log_level", c.LogLevel), slog.Bool("debug", c.Debug),
 	)
 }
 
@@ -134,6 +141,7 @@ func resolveMount(f *mountFlags) (*mountConfig, error) {
 	cfg := &mountConfig{
 		Source: src.URL.String(), MountpointArg: f.mountpoint,
 		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
+		FileMode: f.fileMode.bits, DirMode: f.dirMode.bits, Umask: f.umask.bits,
 		AllowOther: f.allowOther, DefaultPermissions: f.defaultPermissions,
 		ReadOnly: f.readOnly, NonEmpty: f.nonempty,
 		Timeout: time.Duration(f.timeout), AttrTimeout: time.Duration(f.attrTimeout),
@@ -142,6 +150,10 @@ func resolveMount(f *mountFlags) (*mountConfig, error) {
 		CommitInterval: time.Duration(f.commitInterval), FsyncServer: f.fsync == "server",
 		DrainTimeout: time.Duration(f.drainTimeout),
 		Verbose:      f.verbose, Debug: f.debug, Foreground: f.foreground,
+		LogLevel: f.logLevel,
+	}
+	if f.verbose || f.debug {
+		cfg.LogLevel = "debug"
 	}
 	if f.uid >= 0 {
 		cfg.UID = uint32(f.uid)
@@ -163,8 +175,9 @@ func resolveMount(f *mountFlags) (*mountConfig, error) {
 		return nil, err
 	}
 	lookup := mountutil.PasswordLookup{
-		URL: cfg.Source, User: user,
-		SecretsFile: f.secretsFile, NetrcFile: mountutil.DefaultNetrcFile(),
+		URL: cfg.Source, Mountpoint: secretsMountpoint(f.mountpoint), User: user,
+		SecretsFile: f.secretsFile, SystemSecretsFile: mountutil.SystemSecretsFile, NetrcFile: mountutil.DefaultNetrcFile(),
+		Command: f.passwordCommand, CommandStderr: os.Stderr,
 		Prompt: mountutil.TerminalPrompt(),
 	}
 	if src.Kind.name == "tahoe" {
@@ -175,6 +188,9 @@ func resolveMount(f *mountFlags) (*mountConfig, error) {
 			cfg.ReadOnly = true
 		}
 		lookup = mountutil.PasswordLookup{Optional: true} // a capability needs no password
+		if f.passwordCommand != "" {
+			return nil, usageErrorf("--password-command is not for tahoe: sources (a capability needs no password)")
+		}
 	} else if f.nodeDir != "" || f.nodeURL != "" || f.capFile != "" {
 		return nil, usageErrorf("--node-dir, --node-url and --capfile are for tahoe: sources")
 	}
@@ -183,7 +199,7 @@ func resolveMount(f *mountFlags) (*mountConfig, error) {
 			return nil, err
 		}
 		// Keys and the agent come first; a password is optional, from
-		// the environment or the secrets file.
+		// the environment, the secrets files or a password command.
 		lookup.NetrcFile, lookup.Prompt, lookup.Optional = "", nil, true
 	} else if len(f.identities) > 0 || f.knownHosts != "" || f.acceptNewHostKey || f.sshConfig != "" {
 		return nil, usageErrorf("--identity, --known-hosts, --accept-new-host-key and --ssh-config are for sftp sources")
@@ -205,9 +221,34 @@ func resolveMount(f *mountFlags) (*mountConfig, error) {
 		cfg.CacheDir = cache.DefaultDir(base, cfg.Source, cfg.User)
 	}
 	if cfg.LogFile == "" && !cfg.Foreground {
-		cfg.LogFile = filepath.Join(cfg.CacheDir, "daemon.log")
+		if cfg.Syslog = findSyslogSocket(); cfg.Syslog == "" {
+			cfg.LogFile = filepath.Join(cfg.CacheDir, daemonLogName)
+		}
 	}
 	return cfg, nil
+}
+
+// secretsMountpoint is the mountpoint that secrets keyed by mountpoint are
+// matched with: the absolute path as the user (or fstab) named it, symbolic
+// links not resolved; mount.fuse3 may hand over /dev/fd/N instead, which
+// matches nothing.
+func secretsMountpoint(arg string) string {
+	if _, ok := mountutil.FDMountpoint(arg); ok {
+		return ""
+	}
+	a, err := filepath.Abs(arg)
+	if err != nil {
+		return ""
+	}
+	return a
+}
+
+// logPlace says where the daemon logs, for messages.
+func (c *mountConfig) logPlace() string {
+	if c.Syslog != "" {
+		return describeSyslog(c.Syslog)
+	}
+	return c.LogFile
 }
 
 // startDaemon re-executes cloudmount in the background, hands it cfg and
@@ -218,7 +259,7 @@ func startDaemon(cfg *mountConfig, stderr io.Writer) error {
 		Env:      mountutil.DaemonEnv(os.Environ()),
 		Settings: cfg,
 		Timeout:  3*cfg.Timeout + 30*time.Second,
-		LogFile:  cfg.LogFile,
+		LogFile:  cfg.logPlace(),
 	}
 	if fd, ok := mountutil.FDMountpoint(cfg.Mountpoint); ok {
 		// mount.fuse3 -o drop_privileges: pass the open /dev/fuse on.
@@ -233,27 +274,46 @@ func startDaemon(cfg *mountConfig, stderr io.Writer) error {
 	}
 	if cfg.Verbose {
 		fmt.Fprintf(stderr, "cloudmount: mounted %s on %s (daemon pid %d, log %s)\n",
-			cfg.FSName, cfg.MountpointArg, pid, cfg.LogFile)
+			cfg.FSName, cfg.MountpointArg, pid, cfg.logPlace())
 	}
 	return nil
 }
 
 // runForeground mounts in this process and returns once it is unmounted.
+// It logs to the log file if one was given, else to stderr (with the
+// journal's severity prefixes when stderr is the journal).
 func runForeground(cfg *mountConfig, stderr io.Writer) error {
 	// Programs started from here (fusermount3) need not see it.
 	_ = os.Unsetenv(mountutil.PasswordEnv)
-	w := stderr
+	level, err := parseLogLevel(cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	var log *slog.Logger
 	if cfg.LogFile != "" {
 		f, err := openLogFile(cfg.LogFile)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		w = f
+		log = newLogger(f, level)
+	} else if f, ok := stderr.(*os.File); ok && journalStream(f) {
+		log = journalStreamLogger(f, level)
+	} else {
+		log = newLogger(stderr, level)
 	}
-	log := newLogger(w, cfg.Verbose)
 	slog.SetDefault(log)
-	return serveMount(cfg, log, func() {})
+	// Under systemd (Type=notify) the service is started once mounted.
+	sd := takeServiceNotifier()
+	tell := func(state string) {
+		if err := sd.notify(state); err != nil {
+			log.Warn("systemd not told", "state", state, "err", err)
+		}
+	}
+	return serveMount(cfg, log, mountEvents{
+		ready:     func() { tell("READY=1\nSTATUS=mounted " + cfg.FSName + " on " + cfg.Mountpoint) },
+		unmounted: func() { tell("STOPPING=1\nSTATUS=unmounted; uploading what is queued") },
+	})
 }
 
 // resolveSSH fills cfg.SSH from the flags: absolute file names, the home

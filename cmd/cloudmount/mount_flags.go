@@ -1,15 +1,12 @@
 package main
 
 import (
-	"fmt"
-	"github.com/cloudmount/cloudmount/backends/webdav"
-	"github.com/cloudmount/cloudmount/cache"
 	"io"
-	"math"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/cloudmount/cloudmount/backends/webdav"
+	"github.com/cloudmount/cloudmount/cache"
+	"github.com/cloudmount/cloudmount/fs"
 	"github.com/cloudmount/cloudmount/mountutil"
 	"github.com/spf13/pflag"
 )
@@ -20,6 +17,7 @@ type mountFlags struct {
 	foreground         bool
 	user               string
 	secretsFile        string
+	passwordCommand    string
 	ca, caFile         string
 	pins               []string
 	clientCert         string
@@ -27,6 +25,8 @@ type mountFlags struct {
 	insecureTLS        bool
 	cacheDir           string
 	uid, gid           int
+	fileMode, dirMode  octalMode
+	umask              octalMode
 	allowOther         bool
 	defaultPermissions bool
 	readOnly           bool
@@ -41,6 +41,7 @@ type mountFlags struct {
 	fsync              string
 	drainTimeout       duration
 	logFile            string
+	logLevel           string
 	verbose            bool
 	debug              bool
 	nonempty           bool
@@ -82,6 +83,7 @@ func newMountFlagSet(f *mountFlags) *pflag.FlagSet {
 	flags.BoolVarP(&f.foreground, "foreground", "f", false, "stay in the foreground, log to stderr, unmount on Ctrl-C")
 	flags.StringVar(&f.user, "user", "", "remote user `NAME` (also from the URL: https://NAME@host/...)")
 	flags.StringVar(&f.secretsFile, "secrets-file", mountutil.DefaultSecretsFile(), "`FILE` of \"URL user password\" lines, mode 0600")
+	flags.StringVar(&f.passwordCommand, "password-command", "", "run `COMMAND` (no shell; quotes group words) and take the first line it prints as the password")
 	flags.StringVar(&f.ca, "ca", "", "https: also trust the CA certificates in `FILE` (PEM; a private CA, intermediates, any order)")
 	flags.StringVar(&f.caFile, "ca-file", "", "the same as --ca `FILE` (its older name)")
 	flags.StringArrayVar(&f.pins, "pin-sha256", nil, "https: accept only a server key with this `PIN`, sha256//BASE64 as curl's --pinnedpubkey (repeatable)")
@@ -91,6 +93,12 @@ func newMountFlagSet(f *mountFlags) *pflag.FlagSet {
 	flags.StringVar(&f.cacheDir, "cache-dir", "", "cache `DIR` (default: one per source and user under ~/.cache/cloudmount)")
 	flags.IntVar(&f.uid, "uid", -1, "`UID` that owns the files (default: yours)")
 	flags.IntVar(&f.gid, "gid", -1, "`GID` of the files (default: yours)")
+	f.fileMode = octalMode{bits: uint32(fs.DefaultFileMode), max: 0o7777}
+	f.dirMode = octalMode{bits: uint32(fs.DefaultDirMode), max: 0o7777}
+	f.umask = octalMode{max: 0o777, quiet: true}
+	flags.Var(&f.fileMode, "file-mode", "permission bits (octal `MODE`) of files whose mode is stored nowhere; with --umask alone, 0666 minus the umask")
+	flags.Var(&f.dirMode, "dir-mode", "permission bits (octal `MODE`) of directories whose mode is stored nowhere; with --umask alone, 0777 minus the umask")
+	flags.Var(&f.umask, "umask", "permission bits (octal `MASK`) cleared from every mode shown, stored or not; what chmod stores is kept whole")
 	flags.BoolVar(&f.allowOther, "allow-other", false, "let other users access the mount; turns on --default-permissions (non-root: needs user_allow_other in /etc/fuse.conf)")
 	flags.BoolVar(&f.defaultPermissions, "default-permissions", false, "let the kernel check permissions against the files' mode and owner (on with --allow-other unless =false)")
 	flags.BoolVar(&f.readOnly, "ro", false, "mount read-only (-o ro; -o rw is the default)")
@@ -104,9 +112,10 @@ func newMountFlagSet(f *mountFlags) *pflag.FlagSet {
 	flags.Var(&f.commitInterval, "commit-interval", "a closed file is durable on local disk at most this long after close (one batch of syncs for all closes meanwhile)")
 	flags.StringVar(&f.fsync, "fsync", "local", "what fsync waits for: `local` (durable in the journal on local disk) or server (uploaded)")
 	flags.Var(&f.drainTimeout, "drain-timeout", "how long the daemon keeps uploading after the unmount; the rest waits in the journal for the next mount")
-	flags.StringVar(&f.logFile, "log-file", "", "log to `FILE` (default: daemon.log in the cache directory; with -f: stderr)")
-	flags.BoolVarP(&f.verbose, "verbose", "v", false, "log more (debug level)")
-	flags.BoolVar(&f.debug, "debug", false, "log every FUSE request")
+	flags.StringVar(&f.logFile, "log-file", "", "log to `FILE` (default: the journal or syslog when there is one, else daemon.log in the cache directory; with -f: stderr)")
+	flags.StringVar(&f.logLevel, "log-level", "info", "log records of `LEVEL` and above: debug, info, warn or error")
+	flags.BoolVarP(&f.verbose, "verbose", "v", false, "log more (--log-level debug)")
+	flags.BoolVar(&f.debug, "debug", false, "log every FUSE request (and --log-level debug)")
 	flags.BoolVar(&f.nonempty, "nonempty", false, "allow mounting over a non-empty directory")
 	flags.StringArrayVar(&f.identities, "identity", nil, "sftp: private key `FILE` to try first (-o identity=FILE; repeatable)")
 	flags.StringVar(&f.knownHosts, "known-hosts", "", "sftp: trusted host keys `FILE` (default ~/.ssh/known_hosts)")
@@ -153,6 +162,19 @@ func parseMountArgs(args []string) (*mountFlags, error) {
 	if f.uid < -1 || f.gid < -1 || int64(f.uid) > 1<<32-2 || int64(f.gid) > 1<<32-2 {
 		return nil, usageErrorf("--uid and --gid must be user and group numbers")
 	}
+	// As davfs2 and rclone do, a umask alone makes the default modes
+	// 0666 and 0777 minus the umask.
+	if flags.Changed("umask") {
+		if !flags.Changed("file-mode") {
+			f.fileMode.bits = 0o666
+		}
+		if !flags.Changed("dir-mode") {
+			f.dirMode.bits = 0o777
+		}
+	}
+	if f.fileMode.bits == 0 || f.dirMode.bits == 0 {
+		return nil, usageErrorf("--file-mode and --dir-mode must not be 0000")
+	}
 	if f.timeout <= 0 || f.attrTimeout < 0 {
 		return nil, usageErrorf("--timeout must be positive and --attr-timeout not negative")
 	}
@@ -165,6 +187,9 @@ func parseMountArgs(args []string) (*mountFlags, error) {
 	if f.fsync != "local" && f.fsync != "server" {
 		return nil, usageErrorf("--fsync must be local or server, not %q", f.fsync)
 	}
+	if _, err := parseLogLevel(f.logLevel); err != nil {
+		return nil, usageError{err}
+	}
 	if f.maxListing < 1 {
 		return nil, usageErrorf("--max-listing-entries must be positive")
 	}
@@ -174,72 +199,5 @@ func parseMountArgs(args []string) (*mountFlags, error) {
 // mountUsage writes the mount command's help.
 func mountUsage(w io.Writer) {
 	var f mountFlags
-	fmt.Fprint(w, mountUsageHead)
-	fmt.Fprint(w, flagUsages(newMountFlagSet(&f)))
-	fmt.Fprint(w, mountUsageTail)
+	_ = writeHelp(w, mountUsageHead, newMountFlagSet(&f), mountUsageTail)
 }
-
-// duration is a flag value that takes a Go duration ("30s", "1m") or a plain
-// number of seconds, as fstab users write it.
-type duration time.Duration
-
-// Set parses a duration or a number of seconds.
-func (d *duration) Set(s string) error {
-	if secs, err := strconv.ParseFloat(s, 64); err == nil {
-		if math.IsNaN(secs) || math.Abs(secs) > float64(math.MaxInt64/int64(time.Second)) {
-			return fmt.Errorf("not a duration")
-		}
-		*d = duration(secs * float64(time.Second))
-	} else {
-		v, err := time.ParseDuration(s)
-		if err != nil {
-			return fmt.Errorf("not a duration (want e.g. 30s, 2m or a number of seconds)")
-		}
-		*d = duration(v)
-	}
-	if *d < 0 {
-		return fmt.Errorf("negative duration")
-	}
-	return nil
-}
-
-// String formats the duration the way time.Duration does.
-func (d *duration) String() string { return time.Duration(*d).String() }
-
-// Type names the value in help texts.
-func (d *duration) Type() string { return "duration" }
-
-// byteSize is a flag value that takes a size in bytes with an optional
-// suffix: K, M, G, T (powers of 1024; "KiB", "MB" and the like are read the
-// same way).
-type byteSize int64
-
-// Set parses a size.
-func (b *byteSize) Set(s string) error {
-	t := strings.ToUpper(strings.TrimSpace(s))
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
-	mult := int64(1)
-	if t != "" {
-		if i := strings.IndexByte("KMGT", t[len(t)-1]); i >= 0 {
-			mult = int64(1) << (10 * (i + 1))
-			t = t[:len(t)-1]
-		}
-	}
-	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || v < 0 || math.IsNaN(v) || v*float64(mult) > math.MaxInt64/2 {
-		return fmt.Errorf("not a size (want e.g. 2G, 500M or a number of bytes)")
-	}
-	*b = byteSize(v * float64(mult))
-	return nil
-}
-
-// String formats the size in bytes.
-func (b *byteSize) String() string {
-	if *b == 0 {
-		return ""
-	}
-	return strconv.FormatInt(int64(*b), 10)
-}
-
-// Type names the value in help texts.
-func (b *byteSize) Type() string { return "size" }

@@ -45,6 +45,22 @@ func TestParseMountArgs(t *testing.T) {
 					f.uid == -1 && f.gid == -1 && strings.HasSuffix(f.secretsFile, "/cloudmount/secrets")
 			}},
 		{"help", []string{"--help"}, func(f *mountFlags) bool { return f.help }},
+		{"default modes", []string{"https://h/", "/mnt"},
+			func(f *mountFlags) bool {
+				return f.fileMode.bits == 0o644 && f.dirMode.bits == 0o755 && f.umask.bits == 0
+			}},
+		{"davfs2's modes", []string{"https://h/", "/mnt", "-o", "file_mode=640,dir_mode=0o2750"},
+			func(f *mountFlags) bool {
+				return f.fileMode.bits == 0o640 && f.dirMode.bits == 0o2750 && f.umask.bits == 0
+			}},
+		{"umask alone", []string{"https://h/", "/mnt", "-o", "umask=002"},
+			func(f *mountFlags) bool {
+				return f.fileMode.bits == 0o666 && f.dirMode.bits == 0o777 && f.umask.bits == 0o002
+			}},
+		{"umask with file_mode", []string{"https://h/", "/mnt", "--umask", "077", "-o", "file_mode=0600"},
+			func(f *mountFlags) bool {
+				return f.fileMode.bits == 0o600 && f.dirMode.bits == 0o777 && f.umask.bits == 0o077
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -116,6 +132,12 @@ func TestParseMountArgsErrors(t *testing.T) {
 		{[]string{"https://h/", "/mnt", "--timeout=soon"}, "not a duration"},
 		{[]string{"https://h/", "/mnt", "--timeout=NaN"}, "not a duration"},
 		{[]string{"https://h/", "/mnt", "-o", "timeout=-1"}, "negative duration"},
+		{[]string{"https://h/", "/mnt", "-o", "file_mode=rw"}, "not an octal mode"},
+		{[]string{"https://h/", "/mnt", "-o", "file_mode=0899"}, "not an octal mode"},
+		{[]string{"https://h/", "/mnt", "-o", "dir_mode=17777"}, "more than 7777"},
+		{[]string{"https://h/", "/mnt", "-o", "umask=1022"}, "more than 0777"},
+		{[]string{"https://h/", "/mnt", "-o", "file_mode=0"}, "must not be 0000"},
+		{[]string{"https://h/", "/mnt", "-o", "umask"}, `mount option "umask" needs a value`},
 	}
 	for _, tt := range tests {
 		_, err := parseMountArgs(tt.args)
@@ -174,5 +196,35 @@ func TestMountConfigLogNoPassword(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "password from $CLOUDMOUNT_PASSWORD") {
 		t.Errorf("log lacks where the password came from: %s", buf.String())
+	}
+}
+
+// TestResolveMountPasswordCommand: -o password_command runs the command
+// (quotes and commas in the value survive the option list) and the first
+// line it prints is the password.
+func TestResolveMountPasswordCommand(t *testing.T) {
+	t.Setenv("CLOUDMOUNT_PASSWORD", "")
+	for _, args := range [][]string{
+		{"-o", `password_command="sh -c 'echo pw,1; echo other'"`},
+		{"--password-command", `sh -c "echo pw,1"`},
+	} {
+		f, err := parseMountArgs(append([]string{"https://alice@h/", t.TempDir(), "--secrets-file", "", "--cache-dir", t.TempDir()}, args...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := resolveMount(f)
+		if err != nil {
+			t.Fatalf("%q: %v", args, err)
+		}
+		if cfg.Password != "pw,1" || cfg.PasswordFrom != "password command" {
+			t.Errorf("%q: password %q from %q", args, cfg.Password, cfg.PasswordFrom)
+		}
+	}
+	f, err := parseMountArgs([]string{"https://alice@h/", t.TempDir(), "--secrets-file", "", "-o", "password_command=false"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := resolveMount(f); err == nil || err.Error() != "password command false failed: exit status 1" {
+		t.Errorf("a failing command: %v", err)
 	}
 }

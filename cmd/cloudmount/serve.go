@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -31,8 +32,7 @@ func serveCommand(args []string, stdout, stderr io.Writer) error {
 		return usageError{err}
 	}
 	if *help {
-		_, err := io.WriteString(stdout, serveUsageHead+flagUsages(flags))
-		return err
+		return writeHelp(stdout, serveUsageHead, flags, "")
 	}
 	if flags.NArg() != 2 || flags.Arg(0) != "webdav" {
 		return usageErrorf("want: cloudmount serve webdav DIR [--addr HOST:PORT] [--user NAME]")
@@ -47,7 +47,11 @@ func serveCommand(args []string, stdout, stderr io.Writer) error {
 			return usageErrorf("--user %s needs the password in $%s", *user, mountutil.PasswordEnv)
 		}
 	}
-	log := newLogger(stderr, *verbose)
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := newLogger(stderr, level)
 	h, err := newDAVHandler(dir, *user, password, log)
 	if err != nil {
 		return err

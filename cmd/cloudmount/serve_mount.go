@@ -27,11 +27,18 @@ const noPermissionsWarning = "allow_other without default_permissions: every loc
 // errInterrupted is the outcome of a signal before the mount was ready.
 var errInterrupted = errors.New("interrupted before the mount was ready")
 
+// mountEvents are called as a mount goes: ready once the kernel has it,
+// unmounted once it is gone (the upload queue drains after it). Either may
+// be nil.
+type mountEvents struct {
+	ready, unmounted func()
+}
+
 // serveMount runs one mount, in the foreground process or in the daemon:
 // it opens the backend and the cache, mounts, calls ready, and serves until
 // the filesystem is unmounted (fusermount3 -u, cloudmount unmount) or a
 // signal asks it to unmount. It returns nil after a clean unmount.
-func serveMount(cfg *mountConfig, log *slog.Logger, ready func()) error {
+func serveMount(cfg *mountConfig, log *slog.Logger, ev mountEvents) error {
 	sigs := make(chan os.Signal, 2)
 	caught := []os.Signal{os.Interrupt, syscall.SIGTERM}
 	if cfg.Foreground {
@@ -81,7 +88,9 @@ func serveMount(cfg *mountConfig, log *slog.Logger, ready func()) error {
 		}
 		defer stop() // after the drain: status and sync answer while it runs
 	}
-	ready()
+	if ev.ready != nil {
+		ev.ready()
+	}
 	log.Info("mounted", "mountpoint", cfg.Mountpoint, "source", cfg.FSName)
 	if ctx.Err() != nil {
 		// A signal arrived while the kernel was taking the mount.
@@ -92,6 +101,9 @@ func serveMount(cfg *mountConfig, log *slog.Logger, ready func()) error {
 	}
 	waitUnmount(m.Server, sigs, log)
 	log.Info("unmounted", "mountpoint", cfg.Mountpoint)
+	if ev.unmounted != nil {
+		ev.unmounted()
+	}
 	// A signal ends the drain: a new mount of the same cache directory
 	// takes the queue over, or the user wants the daemon gone.
 	dctx, stopDrain := context.WithCancel(context.Background())
@@ -155,6 +167,7 @@ func setUp(ctx context.Context, cfg *mountConfig, log *slog.Logger) (m *fs.Mount
 	}
 	m, err = fs.Mount(cfg.Mountpoint, b, store, fs.Options{
 		UID: cfg.UID, GID: cfg.GID, Privileged: os.Geteuid() == 0,
+		FileMode: os.FileMode(cfg.FileMode), DirMode: os.FileMode(cfg.DirMode), Umask: os.FileMode(cfg.Umask),
 		ReadOnly: cfg.ReadOnly, Timeout: cfg.Timeout, AttrTimeout: cfg.AttrTimeout,
 		DirCacheTime: cfg.DirCacheTime, Transfers: cfg.Transfers, WritebackDelay: cfg.WritebackDelay,
 		CommitInterval: cfg.CommitInterval, FsyncServer: cfg.FsyncServer,

@@ -37,8 +37,7 @@ func statusCommand(args []string, stdout io.Writer) error {
 		return usageError{err}
 	}
 	if *help {
-		_, err := io.WriteString(stdout, statusUsageHead+flagUsages(flags))
-		return err
+		return writeHelp(stdout, statusUsageHead, flags, "")
 	}
 	if flags.NArg() > 1 {
 		return usageErrorf("status takes at most one MOUNTPOINT")

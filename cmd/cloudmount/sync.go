@@ -31,8 +31,7 @@ func syncCommand(args []string, stdout, stderr io.Writer) error {
 		return usageError{err}
 	}
 	if *help {
-		_, err := io.WriteString(stdout, syncUsageHead+flagUsages(flags))
-		return err
+		return writeHelp(stdout, syncUsageHead, flags, "")
 	}
 	if flags.NArg() > 1 {
 		return usageErrorf("sync takes at most one MOUNTPOINT")

@@ -21,8 +21,7 @@ func unmountCommand(args []string, stdout io.Writer) error {
 		return usageError{err}
 	}
 	if *help {
-		_, err := io.WriteString(stdout, unmountUsageHead+flagUsages(flags))
-		return err
+		return writeHelp(stdout, unmountUsageHead, flags, "")
 	}
 	if flags.NArg() != 1 {
 		return usageErrorf("unmount wants one MOUNTPOINT")

@@ -10,7 +10,7 @@ import (
 )
 
 // mainUsage is the text of "cloudmount help".
-const mainUsage = `cloudmount mounts remote storage (WebDAV) as a local directory through FUSE.
+const mainUsage = `cloudmount mounts remote storage (WebDAV, SFTP, Tahoe-LAFS) as a local directory through FUSE.
 
 Usage:
   cloudmount SOURCE MOUNTPOINT [-o OPT,OPT...] [flags]   mount (the form mount(8) uses)
@@ -24,16 +24,24 @@ Usage:
   cloudmount help [mount|unmount|status|sync|verify|serve] show help
 
 SOURCE is a WebDAV URL: https://host/path/, http://..., davs://host/path
-(https) or dav://host/path (http). The user name may be in the URL
-(https://alice@host/dav/) or given with --user; the password never is.
+(https) or dav://host/path (http); an SFTP server: sftp://user@host:port/path
+or user@host:path; or a Tahoe-LAFS directory: tahoe:ALIAS. The user name may
+be in the URL (https://alice@host/dav/) or given with --user; the password
+never is.
 
 The command returns once the mount is ready; the filesystem is served by a
 background daemon until "cloudmount unmount MOUNTPOINT" or
-"fusermount3 -u MOUNTPOINT". With -f it stays in the foreground.
+"fusermount3 -u MOUNTPOINT". With -f it stays in the foreground. The
+daemon logs to the journal or syslog when the machine has one, else to
+daemon.log in its cache directory; -f logs to stderr (see --log-file and
+--log-level).
 
-Passwords are looked up in this order: $CLOUDMOUNT_PASSWORD, the secrets
-file (~/.config/cloudmount/secrets, mode 0600, lines "URL user password"),
-~/.netrc, then a prompt on the terminal.
+Passwords are looked up in this order: $CLOUDMOUNT_PASSWORD, your secrets
+file (~/.config/cloudmount/secrets, mode 0600, lines "URL user password" or
+"MOUNTPOINT user password"), the system secrets file
+(/etc/cloudmount/secrets, owned by root, closed to others), the password
+command (-o password_command=COMMAND, run without a shell), ~/.netrc, then
+a prompt on the terminal.
 
 fstab (put the remote user in the URL: mount(8) may pass user=LOCALUSER):
   https://alice@host/dav/  /home/alice/cloud  fuse.cloudmount  noauto,user,_netdev  0 0
@@ -47,7 +55,7 @@ Run 'cloudmount help mount' for the mount flags and -o options.
 const (
 	mountUsageHead = `Usage: cloudmount [mount] SOURCE MOUNTPOINT [-o OPT,OPT...] [flags]
 
-Mounts SOURCE (a WebDAV URL) on MOUNTPOINT, an existing empty directory, and
+Mounts SOURCE (a WebDAV or SFTP URL, or tahoe:ALIAS) on MOUNTPOINT, an existing empty directory, and
 returns once the mount is ready.
 
 Flags:
@@ -148,6 +156,8 @@ func helpCommand(args []string, stdout io.Writer) error {
 		return usageErrorf("help takes one topic")
 	}
 	switch args[0] {
+	case "--man":
+		return writeManPage(stdout)
 	case "mount":
 		mountUsage(stdout)
 		return nil
@@ -165,36 +175,67 @@ func helpCommand(args []string, stdout io.Writer) error {
 	return usageErrorf("no help on %q: try mount, unmount, status, sync, verify or serve", args[0])
 }
 
-// flagUsages lists the flags of a FlagSet, one per line, as the help texts show
-// them: bool flags without pflag's "[=true|false]", defaults only where they
-// say something.
-func flagUsages(flags *pflag.FlagSet) string {
-	type row struct{ left, usage string }
-	var (
-		rows  []row
-		width int
-	)
+// writeHelp writes a command's help: head (which ends with "Flags:"), the
+// flag list and tail. A helpCollector (the man page) takes the parts
+// instead of the text.
+func writeHelp(w io.Writer, head string, flags *pflag.FlagSet, tail string) error {
+	if c, ok := w.(*helpCollector); ok {
+		c.helps = append(c.helps, commandHelp{head: head, flags: flags, tail: tail})
+		return nil
+	}
+	_, err := io.WriteString(w, head+flagUsages(flags)+tail)
+	return err
+}
+
+// flagRow is one flag as the help texts show it.
+type flagRow struct {
+	short, long string // "f" and "foreground"; short may be ""
+	arg         string // the value's name ("FILE"), "" for a bool flag
+	usage       string // with the default where it says something
+}
+
+// flagRows lists the visible flags of a FlagSet in their order: bool flags
+// without pflag's "[=true|false]", defaults only where they say something.
+func flagRows(flags *pflag.FlagSet) []flagRow {
+	var rows []flagRow
 	flags.VisitAll(func(f *pflag.Flag) {
 		if f.Hidden {
 			return
 		}
-		left := "      --" + f.Name
-		if f.Shorthand != "" {
-			left = "  -" + f.Shorthand + ", --" + f.Name
-		}
+		r := flagRow{short: f.Shorthand, long: f.Name}
 		varname, usage := pflag.UnquoteUsage(f)
 		if varname != "" && varname != "bool" {
-			left += " " + strings.ToUpper(varname)
+			r.arg = strings.ToUpper(varname)
 		}
 		if f.Value.Type() != "bool" && f.DefValue != "" && f.DefValue != "-1" && f.DefValue != "[]" {
 			usage += " (default " + mountutil.Tildify(f.DefValue) + ")"
 		}
-		rows = append(rows, row{left, usage})
-		width = max(width, len(left))
+		r.usage = usage
+		rows = append(rows, r)
 	})
+	return rows
+}
+
+// flagUsages lists the flags of a FlagSet, one per line, as the help texts
+// show them.
+func flagUsages(flags *pflag.FlagSet) string {
+	rows := flagRows(flags)
+	lefts := make([]string, len(rows))
+	width := 0
+	for i, r := range rows {
+		left := "      --" + r.long
+		if r.short != "" {
+			left = "  -" + r.short + ", --" + r.long
+		}
+		if r.arg != "" {
+			left += " " + r.arg
+		}
+		lefts[i] = left
+		width = max(width, len(left))
+	}
 	var b strings.Builder
-	for _, r := range rows {
-		fmt.Fprintf(&b, "%-*s   %s\n", width, r.left, r.usage)
+	for i, r := range rows {
+		fmt.Fprintf(&b, "%-*s   %s\n", width, lefts[i], r.usage)
 	}
 	return b.String()
 }

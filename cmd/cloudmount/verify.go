@@ -38,8 +38,7 @@ func verifyCommand(args []string, stdout, stderr io.Writer) error {
 		return usageError{err}
 	}
 	if *help {
-		_, err := io.WriteString(stdout, verifyUsageHead+flagUsages(flags))
-		return err
+		return writeHelp(stdout, verifyUsageHead, flags, "")
 	}
 	if flags.NArg() > 1 {
 		return usageErrorf("verify takes at most one PATH")
