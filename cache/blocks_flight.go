@@ -257,12 +257,12 @@ func (b *Blocks) writeBlock(f *flight) (*blockFile, error) {
 		return nil, err
 	}
 	b.writePathFile(f.id.ph, dir, f.path)
-	tmp, err := os.CreateTemp(dir, ".tmp-")
+	tmp, err := createBlockFile(dir)
 	if err != nil {
 		return nil, err
 	}
 	crc := crc32.Checksum(f.data, castagnoli)
-	_, err = tmp.Write(f.data)
+	err = writeDirect(tmp, f.data)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
