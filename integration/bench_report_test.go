@@ -278,7 +278,7 @@ func (res *benchResults) writeSystems(b *strings.Builder) {
 	fmt.Fprint(b, "authorized_keys and `Subsystem sftp /usr/lib/openssh/sftp-server`, started by `integration/bench_sshd_test.go` ")
 	fmt.Fprint(b, "(`harness_sshd_test.go`), serves cloudmount on sshd, rclone mount on sshd, sshfs and sftp/scp, all logging in with the same key as the user running the benchmark; ")
 	fmt.Fprint(b, "the clients trust its host key through a known_hosts file of their own. Passwords reach the clients through files or stdin, never argv.\n\n")
-	fmt.Fprint(b, "**Tahoe-LAFS** (its SFTP frontend under sshfs) is not measured: cloudmount has no Tahoe backend yet, so there is nothing to compare it with.\n")
+	fmt.Fprint(b, "**Tahoe-LAFS** is not in this benchmark: its figures (cloudmount on a local grid of four nodes) are the FIGURE lines of the integration suite's TestTahoe; a comparison with Tahoe's SFTP frontend under sshfs is not built yet.\n")
 }
 
 func (res *benchResults) writeWorkloads(b *strings.Builder) {

@@ -34,6 +34,7 @@ func TestSFTP(t *testing.T) {
 		{"Conflict", testSFTPConflict},
 		{"Rsync", testSFTPRsync},
 		{"POSIX", testSFTPPOSIX},
+		{"Fstab", testSFTPFstab},
 		// Last: it kills and restarts the shared sshd.
 		{"DeadLink", testSFTPDeadLink},
 	} {
