@@ -37,6 +37,7 @@ func TestTahoe(t *testing.T) {
 		{"NoCapLeaks", testTahoeNoCapLeaks},
 		{"POSIX", testTahoePOSIX},
 		{"BigFile", testTahoeBigFile},
+		{"Fstab", testTahoeFstab},
 		// Last: it stops and starts storage nodes of the shared grid.
 		{"Faults", testTahoeFaults},
 	} {
