@@ -25,7 +25,7 @@ import (
 // Server is a WebDAV server that the harness started on loopback for one
 // test. It is stopped by t.Cleanup, whatever the test's outcome.
 type Server struct {
-	// Kind is "apache" or "rclone".
+	// Kind is "apache", "nginx" or "rclone".
 	Kind string
 	// URL is the collection to mount, ending in "/", without credentials.
 	URL string
@@ -362,7 +362,7 @@ func (s *Server) Requests(t testing.TB) []Request {
 	for sc.Scan() {
 		line := sc.Text()
 		switch s.Kind {
-		case "apache":
+		case "apache", "nginx":
 			m := apacheLogLine.FindStringSubmatch(line)
 			if m == nil {
 				continue
