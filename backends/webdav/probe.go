@@ -51,7 +51,9 @@ func (b *Backend) probe(ctx context.Context) (caps backends.Capabilities, err er
 	name := ProbePrefix + hex.EncodeToString(rnd[:])
 	note := func(format string, args ...any) { caps.Notes = append(caps.Notes, fmt.Sprintf(format, args...)) }
 
-	defer b.deleteProbe(ctx, name)
+	b.removeProbeLeftovers(ctx)
+	isDir := false // the probe ends as a collection (probeMkcol)
+	defer func() { b.deleteProbe(ctx, name, isDir) }()
 
 	hdr := http.Header{"X-Oc-Mtime": {strconv.Itoa(probeMTime)}}
 	resp, err := b.probePut(ctx, name, hdr)
@@ -96,23 +98,62 @@ func (b *Backend) probe(ctx context.Context) (caps backends.Capabilities, err er
 		return caps, err
 	}
 	b.probeQuota(ctx, &caps, note)
-	return caps, b.probeMkcol(ctx, name, note)
+	return caps, b.probeMkcol(ctx, name, &isDir, note)
 }
 
-// deleteProbe deletes the probe file (or collection), whatever happened
-// before, even when ctx is done.
-func (b *Backend) deleteProbe(ctx context.Context, name string) {
-	ctx, cancel := b.callContext(context.WithoutCancel(ctx))
-	defer cancel()
-	if resp, err := b.call(ctx, &request{method: "DELETE", path: name}); err == nil {
-		drain(resp)
+// probeLeftoverAge is how old a probe file or collection in the root must
+// be before a mount takes it for the leftover of one that was cut off (a
+// crash, a server that refused the DELETE) and removes it: far longer than
+// a probe takes, so that another mount's running probe is left alone.
+const probeLeftoverAge = 10 * time.Minute
+
+// removeProbeLeftovers deletes the probe files and collections that older
+// mounts left in the root. Failures are logged only: they cost a mount
+// nothing.
+func (b *Backend) removeProbeLeftovers(ctx context.Context) {
+	entries, err := b.List(ctx, "")
+	if err != nil {
+		b.log.Debug("webdav: looking for old probe files failed", "server", b.String(), "err", err)
+		return
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name, ProbePrefix) || time.Since(e.ModTime) < probeLeftoverAge {
+			continue
+		}
+		if b.deleteProbe(ctx, e.Name, e.IsDir) {
+			b.log.Info("webdav: removed an old probe file", "server", b.String(), "name", e.Name)
+		}
 	}
 }
 
+// deleteProbe deletes the probe file (or collection, dir), whatever
+// happened before, even when ctx is done, and reports whether it is gone.
+// A server that wants the other form (nginx refuses a DELETE of a
+// collection without its trailing slash) gets it too.
+func (b *Backend) deleteProbe(ctx context.Context, name string, dir bool) bool {
+	ctx, cancel := b.callContext(context.WithoutCancel(ctx))
+	defer cancel()
+	for _, d := range []bool{dir, !dir} {
+		resp, err := b.call(ctx, &request{method: "DELETE", path: name, dir: d})
+		if err != nil {
+			break
+		}
+		drain(resp)
+		switch resp.StatusCode {
+		case http.StatusOK, http.StatusNoContent, http.StatusAccepted, http.StatusNotFound:
+			return true
+		}
+	}
+	b.log.Warn("webdav: the probe file could not be deleted; it is removed at a later mount", "server", b.String(), "name", name)
+	return false
+}
+
 // probeMkcol: does MKCOL on an existing collection fail, as RFC 4918 says?
-// (rclone's answers 201.) The probe name is reused for a collection.
-func (b *Backend) probeMkcol(ctx context.Context, name string, note func(string, ...any)) error {
-	b.deleteProbe(ctx, name)
+// (rclone's answers 201.) The probe name is reused for a collection, which
+// isDir then says.
+func (b *Backend) probeMkcol(ctx context.Context, name string, isDir *bool, note func(string, ...any)) error {
+	b.deleteProbe(ctx, name, false)
+	*isDir = true
 	if _, err := b.mkcol(ctx, name); err != nil {
 		return err
 	}
