@@ -20,6 +20,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cloudmount/cloudmount/backends/webdav"
 )
 
 // Server is a WebDAV server that the harness started on loopback for one
@@ -340,6 +342,18 @@ type Request struct {
 	// Sent and Received are the bytes of the response body and of the whole
 	// request (mod_logio's %I); -1 where the server does not log them.
 	Sent, Received int64
+}
+
+// isUploadOf reports whether r uploads the file p ("/dir/name"): a PUT of
+// p, or, on a server without conditional PUT, a PUT of a temporary upload
+// name in p's directory (the backend moves it onto p when complete).
+func isUploadOf(r Request, p string) bool {
+	return r.Method == "PUT" && (r.Path == p || isUploadTemp(r.Path) && path.Dir(r.Path) == path.Dir(p))
+}
+
+// isUploadTemp reports whether p is the temporary name of an upload.
+func isUploadTemp(p string) bool {
+	return strings.HasPrefix(path.Base(p), webdav.UploadPrefix)
 }
 
 var (

@@ -3,6 +3,7 @@ package webdav
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -255,9 +256,7 @@ const UploadPrefix = ".cloudmount-upload-"
 // opts' condition holds (see Put). The temporary file is deleted whatever
 // fails.
 func (b *Backend) putViaTemp(ctx context.Context, p string, r io.Reader, size int64, opts backends.PutOptions, caps backends.Capabilities) error {
-	var rnd [8]byte
-	_, _ = rand.Read(rnd[:])
-	tmp := path.Join(parentOf(p), UploadPrefix+hex.EncodeToString(rnd[:]))
+	tmp := uploadTempName(p, opts.Meta.SHA256)
 	plain := backends.PutOptions{Meta: opts.Meta}
 	if err := b.put(ctx, tmp, r, size, plain, "", caps); err != nil {
 		b.deleteTemp(ctx, tmp)
@@ -287,6 +286,21 @@ func (b *Backend) putViaTemp(ctx context.Context, p string, r io.Reader, size in
 		return fmt.Errorf("PUT %s: %w", display(p), backends.ErrIsDir)
 	}
 	return statusError("PUT", p, resp)
+}
+
+// uploadTempName is the temporary name of an upload of content with
+// SHA-256 sum to p: named after both, so that the next attempt of an upload
+// cut off by a crash replaces what the first left, and uploads of other
+// content never share one. Without a hash it is random.
+func uploadTempName(p, sum string) string {
+	var id [8]byte
+	if sum == "" {
+		_, _ = rand.Read(id[:])
+	} else {
+		h := sha256.Sum256([]byte(path.Base(p) + "\x00" + strings.ToLower(sum)))
+		copy(id[:], h[:])
+	}
+	return path.Join(parentOf(p), UploadPrefix+hex.EncodeToString(id[:]))
 }
 
 // deleteTemp deletes the temporary file of an upload, even when ctx is
