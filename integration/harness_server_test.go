@@ -60,6 +60,7 @@ type serverStarter struct {
 var serverStarters = []serverStarter{
 	{"apache", startApache},
 	{"rclone", startRclone},
+	{"nginx", startNginx},
 }
 
 // eachServer runs fn in one subtest per server kind, with a fresh server.
