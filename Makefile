@@ -21,7 +21,7 @@ BIN := bin/cloudmount
 
 # Debian packages the tests use: FUSE, the servers and the tools they drive
 # (gcc and libc6-dev because -race needs cgo).
-APT_PACKAGES := fuse3 apache2 apache2-utils rclone rsync attr curl ca-certificates gcc libc6-dev openssh-server openssh-client
+APT_PACKAGES := fuse3 apache2 apache2-utils nginx-light libnginx-mod-http-dav-ext rclone rsync attr curl ca-certificates gcc libc6-dev openssh-server openssh-client
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 INTEGRATION_TIMEOUT ?= 60m

@@ -51,6 +51,18 @@ func openIndex(path string) (*Index, error) {
 
 func (ix *Index) close() error { return ix.db.Close() }
 
+// rootKey is the key of the mount root's record. bbolt takes no empty key,
+// and every other path is relative ("a/b"), so "/" names no other path.
+const rootKey = "/"
+
+// keyOf is the key of path's record.
+func keyOf(path string) []byte {
+	if path == "" {
+		return []byte(rootKey)
+	}
+	return []byte(path)
+}
+
 // versionKey identifies the server's version of an entry (its Version). A
 // directory's metadata does not depend on its content (its server mtime
 // changes with every child added), so it has one version for as long as it
@@ -71,7 +83,7 @@ func (ix *Index) Get(path string, e backends.Entry) (backends.Meta, bool) {
 		return backends.Meta{}, false
 	}
 	ix.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(metaBucket).Get([]byte(path))
+		v := tx.Bucket(metaBucket).Get(keyOf(path))
 		if v != nil && json.Unmarshal(v, &rec) == nil && rec.Version == versionKey(e) {
 			found = true
 		}
@@ -93,7 +105,7 @@ func (ix *Index) Set(path string, e backends.Entry, m backends.Meta) error {
 	return ix.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(metaBucket)
 		var rec record
-		if v := b.Get([]byte(path)); v != nil {
+		if v := b.Get(keyOf(path)); v != nil {
 			if json.Unmarshal(v, &rec) != nil || rec.Version != versionKey(e) {
 				rec = record{}
 			}
@@ -104,7 +116,7 @@ func (ix *Index) Set(path string, e backends.Entry, m backends.Meta) error {
 		if err != nil {
 			return err
 		}
-		return b.Put([]byte(path), v)
+		return b.Put(keyOf(path), v)
 	})
 }
 
@@ -155,14 +167,14 @@ func (ix *Index) hasTree(path string) bool {
 	return found
 }
 
-// eachInTree calls fn for the record of path and of every path below it.
+// eachInTree calls fn for the record of path and of every path below it;
+// for the root, that is every record.
 func eachInTree(b *bolt.Bucket, path string, fn func(k, v []byte)) {
-	if v := b.Get([]byte(path)); v != nil {
-		fn([]byte(path), v)
-	}
 	prefix := []byte(path + "/")
 	if path == "" {
 		prefix = nil
+	} else if v := b.Get([]byte(path)); v != nil {
+		fn([]byte(path), v)
 	}
 	c := b.Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {

@@ -118,3 +118,38 @@ func TestIndexKeepsDirectoryMetaWhenItsContentChanges(t *testing.T) {
 		t.Fatalf("directory mode lost after a child changed its server mtime: %+v %v", m, ok)
 	}
 }
+
+func TestIndexKeepsTheRootsMeta(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	root := backends.Entry{IsDir: true}
+	mode := os.FileMode(0o700)
+	mtime := time.Unix(1e9, 5)
+	if err := s.Index.Set("", root, backends.Meta{Mode: &mode, MTime: &mtime}); err != nil {
+		t.Fatalf("Set of the root: %v", err)
+	}
+	if err := s.Index.Set("a", root, backends.Meta{Mode: &mode}); err != nil {
+		t.Fatal(err)
+	}
+	m, ok := s.Index.Get("", root)
+	if !ok || *m.Mode != mode || !m.MTime.Equal(mtime) {
+		t.Fatalf("Get of the root: %+v %v", m, ok)
+	}
+	if err := s.Index.Rename("a", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Index.Get("", root); !ok {
+		t.Fatal("the root's record went with a rename of a child")
+	}
+	if err := s.Index.Remove(""); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"", "b"} {
+		if _, ok := s.Index.Get(p, root); ok {
+			t.Errorf("%q still has a record after the root was removed", p)
+		}
+	}
+}

@@ -200,6 +200,9 @@ func (n *Node) uploadTo(ctx context.Context, p string) (string, error) {
 		}
 	}
 	if errors.Is(err, backends.ErrPrecondition) || (local && errors.Is(err, backends.ErrExist)) {
+		if done, aerr := n.adoptIdentical(ctx, p, st, size, meta, sent); done {
+			return "", aerr
+		}
 		cp := conflictName(p, time.Now())
 		n.fs.log.Warn("the server's copy changed while it was edited here; keeping both", "path", p, "conflict_copy", cp)
 		opts.IfMatch, opts.IfNoneMatch = "", true
@@ -256,12 +259,18 @@ func (n *Node) ownPartial(ctx context.Context, p string, st *staging, size int64
 	if err != nil || e.IsDir || e.Size >= size || e.Version == "" {
 		return e, false
 	}
+	return e, n.serverHasPrefix(ctx, p, st, e)
+}
+
+// serverHasPrefix reports whether the server's file at p, of entry e,
+// holds the first e.Size bytes of the staged content, reading it.
+func (n *Node) serverHasPrefix(ctx context.Context, p string, st *staging, e backends.Entry) bool {
 	if e.Size == 0 {
-		return e, true
+		return true
 	}
 	rc, err := n.fs.openStream(ctx, p, 0, -1, e.Size)
 	if err != nil {
-		return e, false
+		return false
 	}
 	defer rc.Close()
 	there := make([]byte, 1<<20)
@@ -271,7 +280,7 @@ func (n *Node) ownPartial(ctx context.Context, p string, st *staging, size int64
 		k, rerr := io.ReadFull(rc, there[:min(int64(len(there)), e.Size-off)])
 		if k > 0 {
 			if _, err := st.file.ReadAt(here[:k], off); err != nil || !bytes.Equal(here[:k], there[:k]) {
-				return e, false
+				return false
 			}
 			off += int64(k)
 		}
@@ -279,7 +288,58 @@ func (n *Node) ownPartial(ctx context.Context, p string, st *staging, size int64
 			break
 		}
 	}
-	return e, off == e.Size
+	return off == e.Size
+}
+
+// adoptIdentical settles a conflict that is none: the server's file at p
+// changed since the staged content was read (or appeared, for a new file),
+// but now holds exactly the staged bytes, as when a second machine copies
+// the same tree. The server's version is taken with the local metadata
+// (meta, whose SHA256 is that of the staged bytes), and no conflict copy
+// is made. The decision is made from the bytes: the hash the server keeps
+// for its version, the one its Hasher computes, or else its content read
+// and compared. It reports whether it settled the upload.
+func (n *Node) adoptIdentical(ctx context.Context, p string, st *staging, size int64, meta, sent backends.Meta) (bool, error) {
+	cctx, cancel := n.fs.call(ctx)
+	e, err := n.fs.be.Stat(cctx, p)
+	cancel()
+	e = n.fs.resolve(p, e)
+	if err != nil || e.IsDir || e.Size != size || e.Version == "" || e.Meta.Type != meta.Type {
+		return false, nil
+	}
+	// The hash stored with the adopted version must be that of the bytes
+	// (as in skipUnchanged), not the running one.
+	sum, err := st.resum()
+	if err != nil {
+		return true, fmt.Errorf("%w: %w", errLocalData, err)
+	}
+	meta.SHA256 = sum
+	same := false
+	switch h, ok := n.fs.be.(backends.Hasher); {
+	case e.Meta.SHA256 != "":
+		same = e.Meta.SHA256 == meta.SHA256
+	case ok && n.fs.caps.Hashes:
+		cctx, cancel := n.fs.call(ctx)
+		sum, herr := h.SHA256(cctx, p)
+		cancel()
+		same = herr == nil && sum == meta.SHA256
+	default:
+		same = n.serverHasPrefix(ctx, p, st, e)
+	}
+	if !same {
+		return false, nil
+	}
+	ne, err := n.fs.storeMeta(ctx, p, e, meta, e.Version)
+	if errors.Is(err, backends.ErrPrecondition) {
+		return false, nil // changed again meanwhile: a real conflict
+	}
+	if err != nil {
+		return true, fmt.Errorf("store metadata of %s: %w", p, err)
+	}
+	n.fs.log.Info("the server's copy changed while it was edited here, to exactly this content: no conflict", "path", p)
+	ne.Name = e.Name
+	n.settle(p, st, ne, sent)
+	return true, nil
 }
 
 // settle records that the server now has the staged content as version e:

@@ -275,3 +275,64 @@ func TestLockedUploadIsRetried(t *testing.T) {
 		t.Fatalf("on the server after the lock: %q %v", got, ok)
 	}
 }
+
+// TestIdenticalContentIsNoConflict: when another client puts exactly the
+// bytes that a mount has staged (a new file, an edit), the upload finds
+// the server changed but makes no conflict copy: it takes the server's
+// version with the mount's metadata, whether the server keeps hashes (read
+// from them) or not (the content is read and compared).
+func TestIdenticalContentIsNoConflict(t *testing.T) {
+	for name, caps := range map[string]backends.Capabilities{
+		"hashes kept":  memory.DefaultCapabilities(),
+		"nothing kept": {AtomicPut: true, ConditionalPut: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := memory.NewWith(caps)
+			mnt := mountMem(t, b, Options{})
+			mtime := time.Date(2010, 1, 2, 3, 4, 5, 6, time.UTC)
+			for _, c := range []struct{ name, before string }{{"new.txt", ""}, {"edit.txt", "old content"}} {
+				p := filepath.Join(mnt, c.name)
+				if c.before != "" {
+					if err := os.WriteFile(p, []byte(c.before), 0o644); err != nil {
+						t.Fatal(err)
+					}
+					syncMount(t, mnt)
+				}
+				f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := f.Write([]byte("the same bytes")); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := b.Put(t.Context(), c.name, strings.NewReader("the same bytes"), 14, backends.PutOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				if err := f.Chmod(0o600); err != nil {
+					t.Fatal(err)
+				}
+				if err := f.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chtimes(p, mtime, mtime); err != nil {
+					t.Fatal(err)
+				}
+				syncMount(t, mnt)
+				fi, err := os.Stat(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fi.Mode().Perm() != 0o600 || !fi.ModTime().Equal(mtime) {
+					t.Errorf("%s: mode %v, mtime %v; want the mount's, 0600 and %v", c.name, fi.Mode(), fi.ModTime().UTC(), mtime)
+				}
+			}
+			entries, err := b.List(t.Context(), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(entries) != 2 {
+				t.Errorf("server has %v, want new.txt and edit.txt and no conflict copy", entries)
+			}
+		})
+	}
+}

@@ -20,12 +20,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cloudmount/cloudmount/backends/webdav"
 )
 
 // Server is a WebDAV server that the harness started on loopback for one
 // test. It is stopped by t.Cleanup, whatever the test's outcome.
 type Server struct {
-	// Kind is "apache" or "rclone".
+	// Kind is "apache", "nginx" or "rclone".
 	Kind string
 	// URL is the collection to mount, ending in "/", without credentials.
 	URL string
@@ -58,6 +60,7 @@ type serverStarter struct {
 var serverStarters = []serverStarter{
 	{"apache", startApache},
 	{"rclone", startRclone},
+	{"nginx", startNginx},
 }
 
 // eachServer runs fn in one subtest per server kind, with a fresh server.
@@ -342,6 +345,18 @@ type Request struct {
 	Sent, Received int64
 }
 
+// isUploadOf reports whether r uploads the file p ("/dir/name"): a PUT of
+// p, or, on a server without conditional PUT, a PUT of a temporary upload
+// name in p's directory (the backend moves it onto p when complete).
+func isUploadOf(r Request, p string) bool {
+	return r.Method == "PUT" && (r.Path == p || isUploadTemp(r.Path) && path.Dir(r.Path) == path.Dir(p))
+}
+
+// isUploadTemp reports whether p is the temporary name of an upload.
+func isUploadTemp(p string) bool {
+	return strings.HasPrefix(path.Base(p), webdav.UploadPrefix)
+}
+
 var (
 	apacheLogLine = regexp.MustCompile(`"([A-Z]+) (\S+) HTTP/[0-9.]+" (\d{3}) (\S+)(?: (\d+))?$`)
 	rcloneLogLine = regexp.MustCompile(`INFO\s+: (.*): ([A-Z]+) from \S+$`)
@@ -362,7 +377,7 @@ func (s *Server) Requests(t testing.TB) []Request {
 	for sc.Scan() {
 		line := sc.Text()
 		switch s.Kind {
-		case "apache":
+		case "apache", "nginx":
 			m := apacheLogLine.FindStringSubmatch(line)
 			if m == nil {
 				continue

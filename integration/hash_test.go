@@ -81,12 +81,13 @@ func TestSHA256Xattr(t *testing.T) {
 	})
 }
 
-// countPuts counts the PUT requests for path in the server's access log.
+// countPuts counts the uploads of path in the server's access log (see
+// isUploadOf).
 func countPuts(t *testing.T, srv *Server, path string) int {
 	t.Helper()
 	n := 0
 	for _, r := range srv.Requests(t) {
-		if r.Method == "PUT" && r.Path == path {
+		if isUploadOf(r, path) {
 			n++
 		}
 	}

@@ -103,10 +103,20 @@ func (r *resource) contentBound() {
 	if r.isDir {
 		return
 	}
-	if r.stamp != nil && r.etag != "" && opaqueTag(*r.stamp) == opaqueTag(r.etag) {
+	if r.stamp != nil && opaqueTag(*r.stamp) == r.version() {
 		return
 	}
 	r.meta.MTime, r.meta.SHA256, r.meta.Type = nil, "", ""
+}
+
+// version is the Version of a file resource: its ETag without the
+// weakness indicator, or, where the server sends no ETag (nginx),
+// backends.StatVersion of its size and getlastmodified.
+func (r *resource) version() string {
+	if v := opaqueTag(r.etag); v != "" || r.isDir {
+		return v
+	}
+	return backends.StatVersion(r.size, r.modified)
 }
 
 // stamped adds the version stamp to a property set about e.

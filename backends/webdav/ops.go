@@ -157,13 +157,16 @@ func (b *Backend) Rename(ctx context.Context, from, to string, overwrite bool) e
 			}
 		}
 	}
-	ctx, cancel := b.callContext(ctx)
-	defer cancel()
-	resp, err := b.call(ctx, &request{method: "MOVE", path: from, dir: srcDir, dest: &to, overwrite: overwrite})
+	resp, err := b.move(ctx, from, to, srcDir, overwrite)
+	if err == nil && !srcDir && (resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusConflict) &&
+		b.kindOf(ctx, from) == kindDir {
+		// nginx moves a collection only when both URLs have the trailing
+		// slash (400 "is collection", 409 when only one has it).
+		resp, err = b.move(ctx, from, to, true, overwrite)
+	}
 	if err != nil {
 		return err
 	}
-	defer drain(resp)
 	switch resp.StatusCode {
 	case http.StatusCreated, http.StatusNoContent, http.StatusOK:
 		return nil
@@ -185,4 +188,17 @@ func (b *Backend) Rename(ctx context.Context, from, to string, overwrite bool) e
 		}
 	}
 	return statusError("MOVE", from, resp)
+}
+
+// move sends one MOVE of from to to, both addressed as collections when dir
+// is set, and returns the reply with its body read and closed.
+func (b *Backend) move(ctx context.Context, from, to string, dir, overwrite bool) (*http.Response, error) {
+	ctx, cancel := b.callContext(ctx)
+	defer cancel()
+	resp, err := b.call(ctx, &request{method: "MOVE", path: from, dir: dir, dest: &to, overwrite: overwrite})
+	if err != nil {
+		return nil, err
+	}
+	drain(resp)
+	return resp, nil
 }

@@ -3,9 +3,11 @@ package webdav
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -51,7 +53,9 @@ func (b *Backend) probe(ctx context.Context) (caps backends.Capabilities, err er
 	name := ProbePrefix + hex.EncodeToString(rnd[:])
 	note := func(format string, args ...any) { caps.Notes = append(caps.Notes, fmt.Sprintf(format, args...)) }
 
-	defer b.deleteProbe(ctx, name)
+	b.removeProbeLeftovers(ctx)
+	isDir := false // the probe ends as a collection (probeMkcol)
+	defer func() { b.deleteProbe(ctx, name, isDir) }()
 
 	hdr := http.Header{"X-Oc-Mtime": {strconv.Itoa(probeMTime)}}
 	resp, err := b.probePut(ctx, name, hdr)
@@ -85,10 +89,11 @@ func (b *Backend) probe(ctx context.Context) (caps backends.Capabilities, err er
 	if isWeak(st.etag) {
 		note("ETags: weak (%s) right after a write, as Apache gives for a second: an If-Match on a weak ETag is checked with a PROPFIND first", st.etag)
 	} else if st.etag == "" {
-		note("ETags: none; changes by others are not detected")
+		note("ETags: none; a version is the size and getlastmodified (to the second), so a change by another client " +
+			"that keeps the size within the second of the last one is not seen")
 	}
 
-	b.probeDeadProps(ctx, name, st.etag, &caps, note)
+	b.probeDeadProps(ctx, name, &caps, note)
 	if err := b.probeConditional(ctx, name, &caps, note); err != nil {
 		return caps, err
 	}
@@ -96,23 +101,62 @@ func (b *Backend) probe(ctx context.Context) (caps backends.Capabilities, err er
 		return caps, err
 	}
 	b.probeQuota(ctx, &caps, note)
-	return caps, b.probeMkcol(ctx, name, note)
+	return caps, b.probeMkcol(ctx, name, &isDir, note)
 }
 
-// deleteProbe deletes the probe file (or collection), whatever happened
-// before, even when ctx is done.
-func (b *Backend) deleteProbe(ctx context.Context, name string) {
-	ctx, cancel := b.callContext(context.WithoutCancel(ctx))
-	defer cancel()
-	if resp, err := b.call(ctx, &request{method: "DELETE", path: name}); err == nil {
-		drain(resp)
+// probeLeftoverAge is how old a probe file or collection in the root must
+// be before a mount takes it for the leftover of one that was cut off (a
+// crash, a server that refused the DELETE) and removes it: far longer than
+// a probe takes, so that another mount's running probe is left alone.
+const probeLeftoverAge = 10 * time.Minute
+
+// removeProbeLeftovers deletes the probe files and collections that older
+// mounts left in the root. Failures are logged only: they cost a mount
+// nothing.
+func (b *Backend) removeProbeLeftovers(ctx context.Context) {
+	entries, err := b.List(ctx, "")
+	if err != nil {
+		b.log.Debug("webdav: looking for old probe files failed", "server", b.String(), "err", err)
+		return
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name, ProbePrefix) || time.Since(e.ModTime) < probeLeftoverAge {
+			continue
+		}
+		if b.deleteProbe(ctx, e.Name, e.IsDir) {
+			b.log.Info("webdav: removed an old probe file", "server", b.String(), "name", e.Name)
+		}
 	}
 }
 
+// deleteProbe deletes the probe file (or collection, dir), whatever
+// happened before, even when ctx is done, and reports whether it is gone.
+// A server that wants the other form (nginx refuses a DELETE of a
+// collection without its trailing slash) gets it too.
+func (b *Backend) deleteProbe(ctx context.Context, name string, dir bool) bool {
+	ctx, cancel := b.callContext(context.WithoutCancel(ctx))
+	defer cancel()
+	for _, d := range []bool{dir, !dir} {
+		resp, err := b.call(ctx, &request{method: "DELETE", path: name, dir: d})
+		if err != nil {
+			break
+		}
+		drain(resp)
+		switch resp.StatusCode {
+		case http.StatusOK, http.StatusNoContent, http.StatusAccepted, http.StatusNotFound:
+			return true
+		}
+	}
+	b.log.Warn("webdav: the probe file could not be deleted; it is removed at a later mount", "server", b.String(), "name", name)
+	return false
+}
+
 // probeMkcol: does MKCOL on an existing collection fail, as RFC 4918 says?
-// (rclone's answers 201.) The probe name is reused for a collection.
-func (b *Backend) probeMkcol(ctx context.Context, name string, note func(string, ...any)) error {
-	b.deleteProbe(ctx, name)
+// (rclone's answers 201.) The probe name is reused for a collection, which
+// isDir then says.
+func (b *Backend) probeMkcol(ctx context.Context, name string, isDir *bool, note func(string, ...any)) error {
+	b.deleteProbe(ctx, name, false)
+	*isDir = true
 	if _, err := b.mkcol(ctx, name); err != nil {
 		return err
 	}
@@ -155,21 +199,48 @@ func (b *Backend) probePut(ctx context.Context, name string, hdr http.Header) (*
 	return resp, nil
 }
 
-// probeDeadProps: does a PROPPATCH of cm:probe stick, and leave the ETag?
-// Metadata is tied to the version it describes (cm:etag), so a server whose
-// ETag changes on PROPPATCH cannot keep it: the local index does instead.
-func (b *Backend) probeDeadProps(ctx context.Context, name, etag string, caps *backends.Capabilities, note func(string, ...any)) {
-	if err := b.proppatch(ctx, name, [][2]string{{"probe", "1"}}, nil); err != nil {
+// probeMeta is the metadata the probe stores as an upload would: every
+// field, so that the PROPPATCH has every property an upload or SetMeta
+// sends.
+func probeMeta() backends.Meta {
+	mtime := time.Unix(probeMTime, 123456789)
+	mode := os.FileMode(0o640)
+	uid, gid := uint32(4242), uint32(4343)
+	sum := sha256.Sum256([]byte(probeContent))
+	return backends.Meta{MTime: &mtime, Mode: &mode, UID: &uid, GID: &gid, SHA256: hex.EncodeToString(sum[:]), Type: "fifo"}
+}
+
+// probeDeadProps: does the server keep what an upload stores with a file?
+// It sends one PROPPATCH with every property (the metadata and the stamp
+// cm:etag), as uploads do, reads them all back and trusts the server only
+// when each came back exactly: some servers answer a PROPPATCH of several
+// properties with success and keep one. Metadata is tied to the version it
+// describes (cm:etag), so a server whose version changes on PROPPATCH
+// cannot keep it either. Otherwise the local index keeps it all.
+func (b *Backend) probeDeadProps(ctx context.Context, name string, caps *backends.Capabilities, note func(string, ...any)) {
+	before, err := b.probeResource(ctx, name)
+	if err != nil {
+		note("dead properties: not used (%v); mtime, mode and owner are kept in the local index", err)
+		return
+	}
+	set := stamped(encodeMeta(probeMeta()), backends.Entry{Version: before.version()})
+	if err := b.proppatch(ctx, name, set, nil); err != nil {
 		note("dead properties: not stored (%v); mtime, mode and owner are kept in the local index", err)
 		return
 	}
-	st, err := b.probeStat(ctx, name)
-	if err != nil || st.probe == nil || *st.probe != "1" {
-		note("dead properties: PROPPATCH answered OK but the property did not stick; mtime, mode and owner are kept in the local index")
+	after, err := b.probeResource(ctx, name)
+	if err != nil {
+		note("dead properties: not used (%v); mtime, mode and owner are kept in the local index", err)
 		return
 	}
-	if opaqueTag(st.etag) != opaqueTag(etag) {
-		note("dead properties: kept, but a PROPPATCH changes the ETag (%s to %s), so they cannot be tied to a version; mtime, mode and owner are kept in the local index", etag, st.etag)
+	if lost := lostProps(set, &after); len(lost) > 0 {
+		note("dead properties: the server answered a PROPPATCH of %d properties with success but did not keep %s; "+
+			"mtime, mode and owner are kept in the local index", len(set), strings.Join(lost, ", "))
+		return
+	}
+	if after.version() != before.version() {
+		note("dead properties: kept, but a PROPPATCH changes the version (%s to %s), so they cannot be tied to one; "+
+			"mtime, mode and owner are kept in the local index", before.version(), after.version())
 		return
 	}
 	// Dead properties hold every field, at full precision; a PROPPATCH
@@ -180,6 +251,39 @@ func (b *Backend) probeDeadProps(ctx context.Context, name, etag string, caps *b
 	// (OnPut); the dead property holds it to the nanosecond.
 	caps.MTime = backends.MetaField{Stored: true, OnPut: caps.MTime.OnPut}
 	note("dead properties: kept; mtime (ns), mode, owner, sha256 and file type are stored on the server")
+}
+
+// probeResource is a PROPFIND of the probe file for every property Stat
+// reads, as the server sends them (before contentBound).
+func (b *Backend) probeResource(ctx context.Context, name string) (resource, error) {
+	res, err := b.propfind(ctx, name, false, "0", propfindBody)
+	if err != nil {
+		return resource{}, err
+	}
+	self, ok := b.pickSelf(res, name)
+	if !ok {
+		return resource{}, fmt.Errorf("PROPFIND %s: %w: no properties for the probe file", display(name), backends.ErrProtocol)
+	}
+	return self, nil
+}
+
+// lostProps lists the properties of set that r does not hold with exactly
+// the value sent.
+func lostProps(set [][2]string, r *resource) []string {
+	got := map[string]string{}
+	for _, kv := range encodeMeta(r.meta) {
+		got[kv[0]] = kv[1]
+	}
+	if r.stamp != nil {
+		got["etag"] = *r.stamp
+	}
+	var lost []string
+	for _, kv := range set {
+		if v, ok := got[kv[0]]; !ok || v != kv[1] {
+			lost = append(lost, "cm:"+kv[0])
+		}
+	}
+	return lost
 }
 
 // probeConditional: are If-None-Match: * and If-Match honoured on PUT?
@@ -198,7 +302,9 @@ func (b *Backend) probeConditional(ctx context.Context, name string, caps *backe
 		return nil
 	}
 	note("conditional PUT: the server ignores If-None-Match/If-Match (answered %d and %d); "+
-		"versions are checked with a PROPFIND before each upload, which leaves a short race", inm.StatusCode, im.StatusCode)
+		"a new file is uploaded to a temporary name and moved onto its name with Overwrite: F; "+
+		"an edit is checked with a PROPFIND before the upload and again before that move, "+
+		"which leaves one round trip in which another client's change is replaced", inm.StatusCode, im.StatusCode)
 	return nil
 }
 

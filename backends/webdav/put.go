@@ -2,11 +2,15 @@ package webdav
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +39,15 @@ const expectContinueMin = 1 << 20
 // Servers that ignore the conditional headers (found by the probe) get the
 // same PROPFIND check.
 //
+// Where the server cannot check a condition itself (no conditional PUT, a
+// weak ETag), the content goes to a temporary name beside p first
+// (UploadPrefix, never listed) and is moved onto p afterwards: a new file
+// with Overwrite: F, which the server refuses when p appeared meanwhile,
+// an edit after a second PROPFIND of p. The window in which another
+// client's change is replaced shrinks from the whole upload to the round
+// trip between that PROPFIND and the MOVE, and readers never see a partly
+// written file.
+//
 // r must give exactly size bytes: the upload fails otherwise, and the
 // last bytes are held back until r is known to end, so that the server
 // never gets a whole body cut from a longer source. A PUT refused with 423
@@ -56,7 +69,12 @@ func (b *Backend) Put(ctx context.Context, p string, r io.Reader, size int64, op
 	if err != nil {
 		return backends.Entry{}, err
 	}
-	if err := b.put(ctx, p, r, size, opts, ifMatch, caps); err != nil {
+	if (opts.IfNoneMatch && !caps.ConditionalPut) || (opts.IfMatch != "" && ifMatch == "") {
+		err = b.putViaTemp(ctx, p, r, size, opts, caps)
+	} else {
+		err = b.put(ctx, p, r, size, opts, ifMatch, caps)
+	}
+	if err != nil {
 		return backends.Entry{}, err
 	}
 	e, err := b.Stat(ctx, p)
@@ -228,6 +246,77 @@ func (b *Backend) put(ctx context.Context, p string, r io.Reader, size int64, op
 		drain(resp)
 		return err
 	}
+}
+
+// UploadPrefix starts the temporary name of an upload that is moved onto
+// its file when complete (see Put). Such names are never listed.
+const UploadPrefix = ".cloudmount-upload-"
+
+// putViaTemp uploads to a temporary name beside p and moves it onto p once
+// opts' condition holds (see Put). The temporary file is deleted whatever
+// fails.
+func (b *Backend) putViaTemp(ctx context.Context, p string, r io.Reader, size int64, opts backends.PutOptions, caps backends.Capabilities) error {
+	tmp := uploadTempName(p, opts.Meta.SHA256)
+	plain := backends.PutOptions{Meta: opts.Meta}
+	if err := b.put(ctx, tmp, r, size, plain, "", caps); err != nil {
+		b.deleteTemp(ctx, tmp)
+		return err
+	}
+	if opts.IfMatch != "" {
+		// The second check, as close to the MOVE as the protocol allows.
+		if _, err := b.checkPrecondition(ctx, p, backends.PutOptions{IfMatch: opts.IfMatch}, backends.Capabilities{}); err != nil {
+			b.deleteTemp(ctx, tmp)
+			return err
+		}
+	}
+	resp, err := b.move(ctx, tmp, p, false, !opts.IfNoneMatch)
+	if err != nil {
+		b.deleteTemp(ctx, tmp)
+		return err
+	}
+	switch resp.StatusCode {
+	case http.StatusCreated, http.StatusNoContent, http.StatusOK:
+		return nil
+	}
+	b.deleteTemp(ctx, tmp)
+	if resp.StatusCode == http.StatusPreconditionFailed && opts.IfNoneMatch {
+		return fmt.Errorf("%w %w", statusErrorAs("PUT", p, resp, backends.ErrExist), backends.ErrPrecondition)
+	}
+	if b.kindOf(ctx, p) == kindDir {
+		return fmt.Errorf("PUT %s: %w", display(p), backends.ErrIsDir)
+	}
+	return statusError("PUT", p, resp)
+}
+
+// uploadTempName is the temporary name of an upload of content with
+// SHA-256 sum to p: named after both, so that the next attempt of an upload
+// cut off by a crash replaces what the first left, and uploads of other
+// content never share one. Without a hash it is random.
+func uploadTempName(p, sum string) string {
+	var id [8]byte
+	if sum == "" {
+		_, _ = rand.Read(id[:])
+	} else {
+		h := sha256.Sum256([]byte(path.Base(p) + "\x00" + strings.ToLower(sum)))
+		copy(id[:], h[:])
+	}
+	return path.Join(parentOf(p), UploadPrefix+hex.EncodeToString(id[:]))
+}
+
+// deleteTemp deletes the temporary file of an upload, even when ctx is
+// done; a failure is logged only.
+func (b *Backend) deleteTemp(ctx context.Context, tmp string) {
+	ctx, cancel := b.callContext(context.WithoutCancel(ctx))
+	defer cancel()
+	resp, err := b.call(ctx, &request{method: "DELETE", path: tmp})
+	if err == nil {
+		drain(resp)
+		if resp.StatusCode < 300 || resp.StatusCode == http.StatusNotFound {
+			return
+		}
+		err = statusError("DELETE", tmp, resp)
+	}
+	b.log.Warn("webdav: the temporary file of an upload could not be deleted", "path", display(tmp), "err", err)
 }
 
 // putRequest builds the request of one attempt at a PUT of body.

@@ -93,7 +93,8 @@ func (b *Backend) List(ctx context.Context, p string) ([]backends.Entry, error) 
 			skipped.skip(l.path, reason)
 			continue
 		}
-		if seen[name] {
+		if seen[name] || strings.HasPrefix(name, UploadPrefix) {
+			// an upload in progress (putViaTemp) is not a file yet
 			continue
 		}
 		seen[name] = true
@@ -224,11 +225,8 @@ func (b *Backend) entry(r *resource, name string) backends.Entry {
 		Name:    name,
 		IsDir:   r.isDir,
 		ModTime: r.modified,
-		Version: opaqueTag(r.etag),
+		Version: r.version(),
 		Meta:    r.meta,
-	}
-	if e.Version == "" && !r.isDir {
-		e.Version = backends.StatVersion(r.size, r.modified)
 	}
 	if !r.isDir && r.size > 0 {
 		e.Size = r.size

@@ -1,10 +1,14 @@
 // Package webdav is the WebDAV backend: a backends.Backend over any RFC 4918
-// server (Apache mod_dav, ownCloud/Nextcloud, rclone serve webdav, …).
+// server (Apache mod_dav, nginx's dav modules, ownCloud/Nextcloud, rclone
+// serve webdav, …).
 //
 // Metadata (mtime with nanoseconds, mode, owner, sha256, special-file type)
 // is stored as dead properties in the namespace NS where the server keeps
 // them, and mtime is also sent as X-OC-Mtime to servers that accept it.
-// ETags are the version; uploads are conditional (If-Match, If-None-Match).
+// ETags are the version, or size and getlastmodified where a server sends
+// none (nginx); uploads are conditional (If-Match, If-None-Match), checked
+// by the server where it honours them, else by the client around an upload
+// to a temporary name (see Put).
 //
 // All requests are written with net/http rather than gowebdav: every call
 // needs a context, per-request headers (If-Match, X-OC-Mtime), our own

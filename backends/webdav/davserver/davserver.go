@@ -12,6 +12,9 @@
 //   - PROPFIND with Depth: infinity refused (403 propfind-finite-depth), as
 //     Apache does by default.
 //
+// Options.Faults make it behave as less complete servers do (see Faults),
+// for tests of clients.
+//
 // Where the directory's filesystem has no user xattrs, PROPPATCH answers 403
 // for each property (clients then keep metadata elsewhere); there is no
 // sidecar-file fallback.
@@ -35,6 +38,9 @@ type Options struct {
 	User     string       // "" = no authentication
 	Password string       // checked in constant time; never logged
 	Logger   *slog.Logger // nil = slog.Default()
+	// Faults make the server behave as less complete servers do, for
+	// tests of clients; none by default.
+	Faults Faults
 }
 
 // New returns an http.Handler serving the directory root over WebDAV at "/".
@@ -54,7 +60,7 @@ func New(root string, opts Options) (http.Handler, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	fsys := &fileSystem{Dir: webdav.Dir(abs), root: abs}
+	fsys := &fileSystem{Dir: webdav.Dir(abs), root: abs, firstPropOnly: opts.Faults.FirstPropOnly}
 	s := &server{
 		opts: opts,
 		log:  log,
@@ -99,13 +105,21 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			`<D:error xmlns:D="DAV:"><D:propfind-finite-depth/></D:error>`))
 		return
 	}
+	if s.refuseByFault(w, r) {
+		return
+	}
 	if r.Method == http.MethodPut {
 		unlock := s.locks.lock(cleanURLPath(r.URL.Path))
 		defer unlock()
-		if status := s.checkPut(r.Context(), r); status != 0 {
+		if status := s.checkPut(r.Context(), r); status != 0 && !s.opts.Faults.NoETags {
 			http.Error(w, http.StatusText(status), status)
 			return
 		}
+	}
+	if s.opts.Faults.NoETags {
+		nw := &noETagWriter{ResponseWriter: w, buffer: r.Method == "PROPFIND"}
+		defer nw.done()
+		w = nw
 	}
 	s.dav.ServeHTTP(w, r)
 }

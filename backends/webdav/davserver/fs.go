@@ -16,6 +16,8 @@ import (
 type fileSystem struct {
 	webdav.Dir
 	root string // absolute path of the served directory
+	// firstPropOnly: a PROPPATCH keeps only its first property (Faults).
+	firstPropOnly bool
 
 	patchMu sync.Mutex // serialises read-modify-write of the props xattr
 }

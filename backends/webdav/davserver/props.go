@@ -71,12 +71,17 @@ func (f *file) Patch(patches []webdav.Proppatch) ([]webdav.Propstat, error) {
 	if err != nil {
 		return failAll(names, statusFor(err), err.Error()), nil
 	}
+	kept := 0
 	for _, p := range patches {
 		for _, prop := range p.Props {
 			if p.Remove {
 				delete(m, prop.XMLName)
 				continue
 			}
+			if f.fs.firstPropOnly && kept > 0 {
+				continue
+			}
+			kept++
 			m[prop.XMLName] = storedProp{Space: prop.XMLName.Space, Local: prop.XMLName.Local, Lang: prop.Lang, XML: string(prop.InnerXML)}
 		}
 	}
