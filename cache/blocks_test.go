@@ -433,6 +433,7 @@ func TestBlocksCacheFailureStillReads(t *testing.T) {
 	if got := readAll(t, r, k, 1<<20); !bytes.Equal(got, data) {
 		t.Fatal("content differs")
 	}
+	b.quiesce() // the writers have tried to store what was read
 	if s := b.Stats(); s.WriteErrors == 0 || s.Blocks != 0 {
 		t.Fatalf("stats %+v", s)
 	}
@@ -503,6 +504,9 @@ func TestBlocksNoVersionIsNotCached(t *testing.T) {
 		if n, err := b.ReadAt(t.Context(), k, buf, 0, src.fetch); err != nil || !bytes.Equal(buf[:n], data) {
 			t.Fatalf("read: %d %v", n, err)
 		}
+		// The next read comes after this one's fetch has ended (a
+		// concurrent one would share it).
+		b.quiesce()
 	}
 	if src.fetches.Load() != 2 || b.Stats().Blocks != 0 {
 		t.Fatalf("fetches %d, stats %+v", src.fetches.Load(), b.Stats())

@@ -153,19 +153,32 @@ func (r *reader) fill() {
 		r.buf = make([]byte, want)
 	}
 	buf := r.buf[:want]
-	var (
+	// A call that overran its limit may still be running when transfer
+	// returns: its results are read only after a success, and its buffer
+	// is never used again after a failure.
+	type result struct {
 		n   int
 		eof bool
-	)
+	}
+	res := new(result)
+	off := r.off
 	err := r.s.transfer(func(*sftp.Client) error {
-		var err error
-		n, err = r.f.ReadAt(buf, r.off)
+		n, err := r.f.ReadAt(buf, off)
 		if errors.Is(err, io.EOF) {
 			// the end of the file, not of the connection
-			eof, err = true, nil
+			err = nil
+			res.eof = true
 		}
+		res.n = n
 		return err
 	}, nil)
+	var n int
+	eof := false
+	if err == nil {
+		n, eof = res.n, res.eof
+	} else {
+		r.buf = nil
+	}
 	r.data = buf[:n]
 	r.off += int64(n)
 	if r.remaining > 0 {
