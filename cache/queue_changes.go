@@ -159,3 +159,26 @@ func (q *Queue) ChangePending(p string) bool {
 	defer q.mu.Unlock()
 	return q.changePendingLocked(p)
 }
+
+// ReportOffline tells the queue that a call of the mount (a lookup, a
+// listing, a read) found the server unreachable: the status says so at
+// once, and the uploads wait for the probe instead of each failing first.
+func (q *Queue) ReportOffline(err error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.online || q.closed {
+		return
+	}
+	q.online, q.offSince, q.lastErr = false, time.Now(), err.Error()
+	q.log.Warn("the server cannot be reached; uploads wait and are retried", "err", err)
+	q.changedLocked()
+}
+
+// ReportOnline tells the queue that a call of the mount got an answer.
+func (q *Queue) ReportOnline() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.online && !q.auth.failed {
+		q.setOnlineLocked()
+	}
+}

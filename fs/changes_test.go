@@ -218,3 +218,40 @@ func TestTreeChangesReplayAfterRestart(t *testing.T) {
 		t.Fatalf("the server after the next mount: %q, want %q", got, want)
 	}
 }
+
+// TestOfflineAtTheFirstFailedCall: the status says offline as soon as a
+// lookup finds the server unreachable (not only after an upload failed),
+// a file created in a directory listed long ago queues, and the status is
+// online again once a call gets an answer.
+func TestOfflineAtTheFirstFailedCall(t *testing.T) {
+	b := memory.New()
+	if err := b.Mkdir(context.Background(), "d"); err != nil {
+		t.Fatal(err)
+	}
+	putFile(t, b, "d/x", "x")
+	mnt, m, store := mountAt(t, b, t.TempDir(), Options{DirCacheTime: 50 * time.Millisecond, AttrTimeout: 10 * time.Millisecond,
+		WritebackDelay: time.Hour, Timeout: time.Second})
+	t.Cleanup(func() { m.Server.Unmount(); m.Drain(time.Second); store.Close() })
+	if _, err := os.ReadDir(filepath.Join(mnt, "d")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the listing is older than the cache time
+	b.FailWith(backends.ErrUnavailable)
+	if _, err := os.Stat(filepath.Join(mnt, "d", "y")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stat of a name the old listing does not have, server down: %v", err)
+	}
+	if st := m.Status(); st.Online || st.LastError == "" {
+		t.Fatalf("status after a lookup found the server down: online=%v last error %q", st.Online, st.LastError)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "d", "new"), []byte("n"), 0o644); err != nil {
+		t.Fatalf("create in a directory listed long ago, server down: %v", err)
+	}
+	b.FailWith(nil)
+	time.Sleep(100 * time.Millisecond)
+	if _, err := os.ReadDir(filepath.Join(mnt, "d")); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.Status(); !st.Online {
+		t.Fatalf("status after a listing got an answer: offline (%q)", st.LastError)
+	}
+}

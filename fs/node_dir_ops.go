@@ -55,12 +55,14 @@ func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 		cancel()
 		switch {
 		case err == nil:
+			n.fs.answered()
 			found = true
 			e.Name = name
 			n.fs.dirs.found(dir, name, e)
 		case toErrno(err) == syscall.ENOENT:
 			n.fs.dirs.absent(dir, name)
 		case n.fs.Offline(err):
+			n.fs.noteErr(err)
 			// Offline: answer from the last listing, however old.
 			if e, found, known = n.fs.dirs.lookupStale(dir, name); !known {
 				n.fs.log.Warn("lookup failed", "path", p, "err", err)

@@ -104,6 +104,9 @@ func (f *fsys) stalled() bool {
 func (f *fsys) noteErr(err error) {
 	if errors.Is(err, backends.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
 		f.stall.Store(time.Now().UnixNano())
+		if f.q != nil {
+			f.q.ReportOffline(err)
+		}
 	}
 }
 
@@ -111,6 +114,9 @@ func (f *fsys) noteErr(err error) {
 func (f *fsys) answered() {
 	if f.stall.Load() != 0 {
 		f.stall.Store(0)
+		if f.q != nil {
+			f.q.ReportOnline()
+		}
 	}
 }
 
