@@ -37,6 +37,9 @@ type Status struct {
 	UploadedBytes int64 `json:"uploaded_bytes"`
 	// Cache describes the block cache.
 	Cache BlockStats `json:"cache"`
+	// Server says what the server keeps of the metadata and who detects
+	// other clients' changes.
+	Server string `json:"server,omitempty"`
 }
 
 // Transfer is one upload in progress.

@@ -26,7 +26,55 @@ type Mounted struct {
 func (m *Mounted) Status() cache.Status {
 	st := m.f.q.Status()
 	st.Cache = m.f.store.Blocks.Stats()
+	st.Server = serverNote(m.f.caps)
 	return st
+}
+
+// Notice is what a user should know about the server at mount, in one
+// line: what it does not keep or check (see serverNote); "" when it keeps
+// and checks everything.
+func (m *Mounted) Notice() string {
+	if m.f.caps.StoresAll() && m.f.caps.ConditionalPut {
+		return ""
+	}
+	return serverNote(m.f.caps)
+}
+
+// serverNote says in words what the server keeps of the metadata and who
+// detects other clients' changes.
+func serverNote(c backends.Capabilities) string {
+	var kept, local []string
+	for _, f := range []struct {
+		name string
+		f    backends.MetaField
+	}{{"mtime", c.MTime}, {"mode", c.Mode}, {"owner", c.Owner}, {"sha256", c.Hash}, {"file type", c.Type}} {
+		switch {
+		case f.f.Stored && f.f.Precision == time.Second:
+			kept = append(kept, f.name+" (to the second)")
+		case f.f.Stored && f.f.Precision > 0:
+			kept = append(kept, f.name+" (to "+f.f.Precision.String()+")")
+		case f.f.Stored:
+			kept = append(kept, f.name)
+		default:
+			local = append(local, f.name)
+		}
+	}
+	var parts []string
+	if len(kept) > 0 {
+		parts = append(parts, "the server keeps "+strings.Join(kept, ", "))
+	}
+	if len(local) > 0 {
+		parts = append(parts, "only this machine's cache keeps "+strings.Join(local, ", ")+" (another machine sees the server's)")
+	}
+	if c.ConditionalPut {
+		parts = append(parts, "the server checks for other clients' changes")
+	} else {
+		parts = append(parts, "cloudmount checks for other clients' changes just before each upload (the server cannot)")
+	}
+	if c.ReadOnly {
+		parts = append(parts, "the server refuses changes: read-only")
+	}
+	return strings.Join(parts, "; ")
 }
 
 // Sync waits until everything committed before the call is on the server.

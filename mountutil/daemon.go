@@ -68,12 +68,17 @@ type Daemon struct {
 	Timeout time.Duration
 	// LogFile is named in errors, for the details.
 	LogFile string
+	// Notice, if not nil, gets the line the daemon reported for the user
+	// with its success (see Handoff.ReportReady), if any.
+	Notice func(line string)
 }
 
 // report is what the daemon writes on the status pipe.
 type report struct {
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
+	// Notice is a line for the user of a mount that worked.
+	Notice string `json:"notice,omitempty"`
 }
 
 // Start starts the daemon in a new session with standard input and output
@@ -141,6 +146,9 @@ func (d Daemon) wait(cmd *exec.Cmd, status *os.File) (int, error) {
 		select {
 		case r := <-reports:
 			if r.OK {
+				if r.Notice != "" && d.Notice != nil {
+					d.Notice(r.Notice)
+				}
 				pid := cmd.Process.Pid
 				_ = cmd.Process.Release()
 				return pid, nil

@@ -48,10 +48,16 @@ func InheritedFile(i int) *os.File {
 // Report tells the starting command the outcome: nil means mounted and
 // ready, an error is printed by it. Only the first call counts. It fails
 // when the starting command is gone.
-func (h *Handoff) Report(err error) error {
+func (h *Handoff) Report(err error) error { return h.report(err, "") }
+
+// ReportReady reports success with a line for the user (notice), which the
+// starting command prints.
+func (h *Handoff) ReportReady(notice string) error { return h.report(nil, notice) }
+
+func (h *Handoff) report(err error, notice string) error {
 	var werr error
 	h.once.Do(func() {
-		rep := report{OK: err == nil}
+		rep := report{OK: err == nil, Notice: notice}
 		if err != nil {
 			rep.Error = err.Error()
 		}

@@ -33,8 +33,8 @@ func daemonCommand() error {
 	}
 	// The session has no terminal; a SIGHUP means nothing to a daemon.
 	signal.Ignore(syscall.SIGHUP)
-	err = serveMount(&cfg, log, mountEvents{ready: func() {
-		if err := h.Report(nil); err != nil {
+	err = serveMount(&cfg, log, mountEvents{ready: func(notice string) {
+		if err := h.ReportReady(notice); err != nil {
 			log.Warn("the command that started the mount is gone; staying mounted", "err", err)
 		}
 	}})

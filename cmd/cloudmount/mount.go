@@ -260,6 +260,7 @@ func startDaemon(cfg *mountConfig, stderr io.Writer) error {
 		Settings: cfg,
 		Timeout:  3*cfg.Timeout + 30*time.Second,
 		LogFile:  cfg.logPlace(),
+		Notice:   func(line string) { fmt.Fprintf(stderr, "cloudmount: %s\n", line) },
 	}
 	if fd, ok := mountutil.FDMountpoint(cfg.Mountpoint); ok {
 		// mount.fuse3 -o drop_privileges: pass the open /dev/fuse on.
@@ -311,7 +312,7 @@ func runForeground(cfg *mountConfig, stderr io.Writer) error {
 		}
 	}
 	return serveMount(cfg, log, mountEvents{
-		ready:     func() { tell("READY=1\nSTATUS=mounted " + cfg.FSName + " on " + cfg.Mountpoint) },
+		ready:     func(string) { tell("READY=1\nSTATUS=mounted " + cfg.FSName + " on " + cfg.Mountpoint) },
 		unmounted: func() { tell("STOPPING=1\nSTATUS=unmounted; uploading what is queued") },
 	})
 }

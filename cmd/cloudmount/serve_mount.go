@@ -31,7 +31,10 @@ var errInterrupted = errors.New("interrupted before the mount was ready")
 // unmounted once it is gone (the upload queue drains after it). Either may
 // be nil.
 type mountEvents struct {
-	ready, unmounted func()
+	// ready gets what the user should know about the server ("" if
+	// nothing).
+	ready     func(notice string)
+	unmounted func()
 }
 
 // serveMount runs one mount, in the foreground process or in the daemon:
@@ -88,8 +91,12 @@ func serveMount(cfg *mountConfig, log *slog.Logger, ev mountEvents) error {
 		}
 		defer stop() // after the drain: status and sync answer while it runs
 	}
+	notice := m.Notice()
+	if notice != "" {
+		log.Info("about the server", "notice", notice)
+	}
 	if ev.ready != nil {
-		ev.ready()
+		ev.ready(notice)
 	}
 	log.Info("mounted", "mountpoint", cfg.Mountpoint, "source", cfg.FSName)
 	if ctx.Err() != nil {

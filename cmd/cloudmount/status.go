@@ -193,6 +193,9 @@ func writeStatus(w io.Writer, o statusOutput, now time.Time) {
 		fmt.Fprintf(w, "  (look at what is quarantined, copy what you want into the mount, then delete it)\n")
 	}
 	fmt.Fprintf(w, "  uploaded since the mount: %s, %s\n", plural(s.UploadedFiles, "file"), formatSize(s.UploadedBytes))
+	if s.Server != "" {
+		fmt.Fprintf(w, "  server: %s\n", s.Server)
+	}
 	if c := s.Cache; c.Limit > 0 || c.Used > 0 {
 		line := fmt.Sprintf("  block cache: %s", formatSize(c.Used))
 		if c.Limit > 0 {
