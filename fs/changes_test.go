@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -253,5 +254,32 @@ func TestOfflineAtTheFirstFailedCall(t *testing.T) {
 	}
 	if st := m.Status(); !st.Online {
 		t.Fatalf("status after a listing got an answer: offline (%q)", st.LastError)
+	}
+}
+
+// TestExpiredListingIsReadAgain: once a directory's listing has expired,
+// lookups of names it does not have (rsync's temporary names) cost one
+// Stat and then one new listing, not a Stat each.
+func TestExpiredListingIsReadAgain(t *testing.T) {
+	b := memory.New()
+	if err := b.Mkdir(context.Background(), "d"); err != nil {
+		t.Fatal(err)
+	}
+	putFile(t, b, "d/x", "x")
+	mnt, m, store := mountAt(t, b, t.TempDir(), Options{DirCacheTime: 100 * time.Millisecond, AttrTimeout: time.Millisecond})
+	t.Cleanup(func() { m.Server.Unmount(); m.Drain(time.Second); store.Close() })
+	if _, err := os.ReadDir(filepath.Join(mnt, "d")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	stats, lists := b.Calls("Stat"), b.Calls("List")
+	for i := range 20 {
+		if _, err := os.Lstat(filepath.Join(mnt, "d", fmt.Sprintf(".tmp.%d", i))); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("lstat of a name that is not there: %v", err)
+		}
+	}
+	// The new listing may expire again during the lookups on a slow machine.
+	if s, l := b.Calls("Stat")-stats, b.Calls("List")-lists; s > 3 || l < 1 || s+l > 5 {
+		t.Errorf("20 lookups in a directory whose listing expired: %d Stats and %d listings, want one or two of each", s, l)
 	}
 }

@@ -195,6 +195,12 @@ type listing struct {
 	// times holds when single entries were learnt since the listing was
 	// read (lookups, this mount's own changes, removals included).
 	times map[string]time.Time
+	// got is when the listing arrived (at is when it was asked for: a
+	// slow listing arrives expired).
+	got time.Time
+	// probedAt is when a single lookup last went to the server because
+	// this full listing had been held longer than the cache time.
+	probedAt time.Time
 }
 
 // entryTime is when the entry of name was read from the server.
@@ -213,7 +219,7 @@ func newDirCache(ttl time.Duration) *dirCache {
 // asked. It may not show what this mount changed in dir while it was on
 // its way: those names keep what the cache learnt since.
 func (d *dirCache) put(dir string, entries []backends.Entry, asked time.Time) {
-	l := &listing{at: asked, entries: make(map[string]backends.Entry, len(entries))}
+	l := &listing{at: asked, got: time.Now(), entries: make(map[string]backends.Entry, len(entries))}
 	for _, e := range entries {
 		l.entries[e.Name] = e
 	}
@@ -326,12 +332,14 @@ func (d *dirCache) within(dir string, ttl time.Duration) ([]backends.Entry, bool
 }
 
 // probed reports whether single lookups in dir have started a partial
-// listing since its last full one.
+// listing since its last full one, or gone to the server since that one
+// was held for longer than the cache time: the next lookup lists the
+// directory again.
 func (d *dirCache) probed(dir string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	l, ok := d.byD[dir]
-	return ok && l.partial
+	return ok && (l.partial || (!l.probedAt.IsZero() && time.Since(l.got) > d.ttl))
 }
 
 // absent remembers that the server has no name in dir (a negative entry).
@@ -339,6 +347,7 @@ func (d *dirCache) absent(dir, name string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	l := d.partialLocked(dir)
+	d.noteProbeLocked(l)
 	delete(l.entries, name)
 	l.absent[name] = time.Now()
 }
@@ -349,9 +358,18 @@ func (d *dirCache) found(dir, name string, e backends.Entry) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	l := d.partialLocked(dir)
+	d.noteProbeLocked(l)
 	delete(l.absent, name)
 	l.entries[name] = e
 	l.times[name] = time.Now()
+}
+
+// noteProbeLocked records a single lookup's trip to the server in an
+// expired full listing. d.mu is held.
+func (d *dirCache) noteProbeLocked(l *listing) {
+	if !l.partial && time.Since(l.got) > d.ttl {
+		l.probedAt = time.Now()
+	}
 }
 
 // partialLocked returns dir's listing, starting a partial one if there is
