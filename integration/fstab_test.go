@@ -24,13 +24,7 @@ const fstabBinary = "/usr/local/bin/cloudmount"
 // user's own.
 func TestFstabUserMount(t *testing.T) {
 	needRoot(t)
-	needMountable(t)
-	needTool(t, "mount.fuse3")
-	needTool(t, "fusermount3")
-	if fi, err := os.Stat("/dev/fuse"); err != nil || fi.Mode().Perm()&0o006 != 0o006 {
-		need(t, "/dev/fuse is not usable by ordinary users (%v); Debian's udev rule makes it 0666, and make test does so in CI", err)
-	}
-	installForFstab(t)
+	needFstabMounts(t)
 
 	eachServer(t, func(t *testing.T, srv *Server) {
 		u := addLocalUser(t, true)
@@ -43,22 +37,8 @@ func TestFstabUserMount(t *testing.T) {
 		secrets := filepath.Join(confDir, "secrets")
 		writeSecrets(t, secrets, 0o600, srv.URL, srv.User, srv.Password)
 		chownTo(t, secrets, cred)
-		addFstabLine(t, fmt.Sprintf("%s %s fuse.cloudmount user,noauto,_netdev 0 0", srv.URL, mnt))
-
 		cacheRoot := filepath.Join(u.Home, ".cache", "cloudmount")
-		t.Cleanup(func() {
-			if _, ok := mountedAt(mnt); ok {
-				exec.Command("fusermount3", "-uz", mnt).Run()
-			}
-			waitDaemonsGone(t, cacheRoot)
-		})
-		if out, err := asUser(u, u.Home, "mount", mnt); err != nil {
-			t.Fatalf("mount %s as %s: %v\n%s", mnt, u.Name, err, out)
-		}
-		e, ok := mountedAt(mnt)
-		if !ok || e.FSType != "fuse.cloudmount" {
-			t.Fatalf("after mount: %+v mounted=%v, want type fuse.cloudmount", e, ok)
-		}
+		mountFromFstab(t, u, srv.URL, mnt)
 		if out, err := asUser(u, u.Home, "sh", "-c", "echo from fstab > "+mnt+"/fstab.txt && stat -c %U "+mnt+"/fstab.txt"); err != nil || strings.TrimSpace(out) != u.Name {
 			t.Errorf("write as %s: %v %q", u.Name, err, out)
 		}
@@ -75,19 +55,50 @@ func TestFstabUserMount(t *testing.T) {
 		} else if fi, err := os.Stat(filepath.Dir(logs[0])); err != nil || fi.Sys().(*syscall.Stat_t).Uid != uint32(u.UID) {
 			t.Errorf("cache directory %s: %v, want owned by %s", filepath.Dir(logs[0]), err, u.Name)
 		}
-		if out, err := asUser(u, u.Home, "umount", mnt); err != nil {
-			t.Errorf("umount %s as %s: %v\n%s", mnt, u.Name, err, out)
+		umountFromFstab(t, u, mnt)
+	})
+}
+
+// needFstabMounts stops a test where an ordinary user cannot mount
+// through mount(8), and puts the built binary where mount(8) finds it.
+func needFstabMounts(t *testing.T) {
+	t.Helper()
+	needUserMounts(t)
+	needTool(t, "mount.fuse3")
+	installForFstab(t)
+}
+
+// mountFromFstab adds `SOURCE MNT fuse.cloudmount user,noauto,_netdev`
+// to /etc/fstab and runs `mount MNT` as u from its home, as u would from
+// its shell; t.Cleanup unmounts what is left and waits for u's daemons.
+func mountFromFstab(t *testing.T, u LocalUser, source, mnt string) {
+	t.Helper()
+	addFstabLine(t, fmt.Sprintf("%s %s fuse.cloudmount user,noauto,_netdev 0 0", source, mnt))
+	t.Cleanup(func() {
+		if _, ok := mountedAt(mnt); ok {
+			exec.Command("fusermount3", "-uz", mnt).Run()
 		}
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			if _, ok := mountedAt(mnt); !ok {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s still mounted 30s after umount", mnt)
-			}
-			time.Sleep(100 * time.Millisecond)
+		waitDaemonsGone(t, filepath.Join(u.Home, ".cache", "cloudmount"))
+	})
+	if out, err := asUser(u, u.Home, "mount", mnt); err != nil {
+		t.Fatalf("mount %s as %s: %v\n%s", mnt, u.Name, err, out)
+	}
+	if e, ok := mountedAt(mnt); !ok || e.FSType != "fuse.cloudmount" {
+		t.Fatalf("after mount: %+v mounted=%v, want type fuse.cloudmount", e, ok)
+	}
+}
+
+// umountFromFstab runs `umount MNT` as u and waits until it is gone.
+func umountFromFstab(t *testing.T, u LocalUser, mnt string) {
+	t.Helper()
+	if out, err := asUser(u, u.Home, "umount", mnt); err != nil {
+		t.Errorf("umount %s as %s: %v\n%s", mnt, u.Name, err, out)
+	}
+	eventually(t, 30*time.Second, func() error {
+		if _, ok := mountedAt(mnt); ok {
+			return fmt.Errorf("%s still mounted after umount", mnt)
 		}
+		return nil
 	})
 }
 

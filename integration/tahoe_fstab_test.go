@@ -17,13 +17,7 @@ import (
 // `user,noauto,_netdev` in the fstab line: `mount ~/cloud` and `umount
 // ~/cloud` from the user's shell, through mount(8) and mount.fuse3.
 func testTahoeFstab(t *testing.T, g *tahoeGrid) {
-	needMountable(t)
-	needTool(t, "mount.fuse3")
-	needTool(t, "fusermount3")
-	if fi, err := os.Stat("/dev/fuse"); err != nil || fi.Mode().Perm()&0o006 != 0o006 {
-		need(t, "/dev/fuse is not usable by ordinary users (%v); Debian's udev rule makes it 0666, and make test does so in CI", err)
-	}
-	installForFstab(t)
+	needFstabMounts(t)
 	d := g.newDir(t)
 	u := addLocalUser(t, true)
 	cred := u.Cred()
@@ -40,21 +34,7 @@ func testTahoeFstab(t *testing.T, g *tahoeGrid) {
 	}
 	mnt := filepath.Join(u.Home, "cloud")
 	mkdirOwned(t, mnt, 0o755, cred)
-	addFstabLine(t, fmt.Sprintf("tahoe:%s %s fuse.cloudmount user,noauto,_netdev 0 0", d.Alias, mnt))
-	cacheRoot := filepath.Join(u.Home, ".cache", "cloudmount")
-	t.Cleanup(func() {
-		if _, ok := mountedAt(mnt); ok {
-			exec.Command("fusermount3", "-uz", mnt).Run()
-		}
-		waitDaemonsGone(t, cacheRoot)
-	})
-
-	if out, err := asUser(u, u.Home, "mount", mnt); err != nil {
-		t.Fatalf("mount %s as %s: %v\n%s", mnt, u.Name, err, out)
-	}
-	if me, ok := mountedAt(mnt); !ok || me.FSType != "fuse.cloudmount" {
-		t.Fatalf("after mount: %+v mounted=%v, want type fuse.cloudmount", me, ok)
-	}
+	mountFromFstab(t, u, "tahoe:"+d.Alias, mnt)
 	if out, err := asUser(u, u.Home, "sh", "-c", "echo from fstab > "+mnt+"/fstab.txt && cat "+mnt+"/fstab.txt"); err != nil || strings.TrimSpace(out) != "from fstab" {
 		t.Errorf("write and read back as %s: %v %q", u.Name, err, out)
 	}
@@ -62,15 +42,7 @@ func testTahoeFstab(t *testing.T, g *tahoeGrid) {
 	if ps, err := exec.Command("ps", "-eo", "args").Output(); err == nil && bytes.Contains(ps, []byte(d.cap)) {
 		t.Errorf("the directory's capability is in a command line of ps")
 	}
-	if out, err := asUser(u, u.Home, "umount", mnt); err != nil {
-		t.Errorf("umount %s as %s: %v\n%s", mnt, u.Name, err, out)
-	}
-	eventually(t, 30*time.Second, func() error {
-		if _, ok := mountedAt(mnt); ok {
-			return fmt.Errorf("%s still mounted after umount", mnt)
-		}
-		return nil
-	})
+	umountFromFstab(t, u, mnt)
 	// umount waits for nothing: the daemon uploads after it; the grid
 	// has the file soon after.
 	eventually(t, time.Minute, func() error {
