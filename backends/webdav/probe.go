@@ -176,7 +176,13 @@ func (b *Backend) laxMkcol() bool { return b.mkcolLax.Load() }
 
 // probeStat is a PROPFIND of the probe file asking for cm:probe.
 func (b *Backend) probeStat(ctx context.Context, name string) (resource, error) {
-	res, err := b.propfind(ctx, name, false, "0", propfindProbeBody)
+	return b.probePropfind(ctx, name, propfindProbeBody)
+}
+
+// probePropfind is a PROPFIND of the probe file with body, as the server
+// sends its properties (before contentBound).
+func (b *Backend) probePropfind(ctx context.Context, name, body string) (resource, error) {
+	res, err := b.propfind(ctx, name, false, "0", body)
 	if err != nil {
 		return resource{}, err
 	}
@@ -218,7 +224,7 @@ func probeMeta() backends.Meta {
 // describes (cm:etag), so a server whose version changes on PROPPATCH
 // cannot keep it either. Otherwise the local index keeps it all.
 func (b *Backend) probeDeadProps(ctx context.Context, name string, caps *backends.Capabilities, note func(string, ...any)) {
-	before, err := b.probeResource(ctx, name)
+	before, err := b.probePropfind(ctx, name, propfindBody)
 	if err != nil {
 		note("dead properties: not used (%v); mtime, mode and owner are kept in the local index", err)
 		return
@@ -228,7 +234,7 @@ func (b *Backend) probeDeadProps(ctx context.Context, name string, caps *backend
 		note("dead properties: not stored (%v); mtime, mode and owner are kept in the local index", err)
 		return
 	}
-	after, err := b.probeResource(ctx, name)
+	after, err := b.probePropfind(ctx, name, propfindBody)
 	if err != nil {
 		note("dead properties: not used (%v); mtime, mode and owner are kept in the local index", err)
 		return
@@ -251,20 +257,6 @@ func (b *Backend) probeDeadProps(ctx context.Context, name string, caps *backend
 	// (OnPut); the dead property holds it to the nanosecond.
 	caps.MTime = backends.MetaField{Stored: true, OnPut: caps.MTime.OnPut}
 	note("dead properties: kept; mtime (ns), mode, owner, sha256 and file type are stored on the server")
-}
-
-// probeResource is a PROPFIND of the probe file for every property Stat
-// reads, as the server sends them (before contentBound).
-func (b *Backend) probeResource(ctx context.Context, name string) (resource, error) {
-	res, err := b.propfind(ctx, name, false, "0", propfindBody)
-	if err != nil {
-		return resource{}, err
-	}
-	self, ok := b.pickSelf(res, name)
-	if !ok {
-		return resource{}, fmt.Errorf("PROPFIND %s: %w: no properties for the probe file", display(name), backends.ErrProtocol)
-	}
-	return self, nil
 }
 
 // lostProps lists the properties of set that r does not hold with exactly
