@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -138,46 +137,17 @@ func startApacheWith(t *testing.T, extra apacheExtra) *Server {
 	s.AccessLog = filepath.Join(base, "access.log")
 	s.ErrorLog = filepath.Join(base, "error.log")
 
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		port := freePort(t)
-		s.URL = fmt.Sprintf("http://127.0.0.1:%d/dav/", port)
-		conf := filepath.Join(base, "httpd.conf")
-		f, err := os.Create(conf)
-		if err != nil {
-			t.Fatal(err)
-		}
+	conf := filepath.Join(base, "httpd.conf")
+	return s.startConfigured(t, "Apache httpd", "apache2", conf, apacheConf, func(port int) map[string]any {
 		more := ""
 		if extra.Conf != nil {
-			more = extra.Conf()
+			more = extra.Conf() // new ports at each attempt
 		}
-		err = apacheConf.Execute(f, map[string]any{
-			"Base": base, "Data": s.Dir, "Port": port, "ModDir": apacheModDir,
+		return map[string]any{"Base": base, "Data": s.Dir, "Port": port, "ModDir": apacheModDir,
 			"Modules": modules, "RunUser": runUser, "RunGroup": runGroup,
-			"Logio": logio, "LogioFile": logioFile, "Extra": more,
-		})
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := os.Create(filepath.Join(base, "stderr.log"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(apache, "-f", conf, "-DFOREGROUND")
+			"Logio": logio, "LogioFile": logioFile, "Extra": more}
+	}, func() *exec.Cmd {
 		// Not /etc/apache2/envvars: the config above names everything.
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LANG=C"}
-		retry, err := s.launch(t, "apache2", cmd, out, s.ErrorLog)
-		if err == nil {
-			return s
-		}
-		lastErr = err
-		if !retry {
-			break
-		}
-	}
-	need(t, "Apache httpd did not start: %v", lastErr)
-	return nil
+		return exec.Command(apache, "-f", conf, "-DFOREGROUND")
+	})
 }

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,41 +84,12 @@ func startNginx(t *testing.T) *Server {
 	s.AccessLog = filepath.Join(base, "access.log")
 	s.ErrorLog = filepath.Join(base, "error.log")
 
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		port := freePort(t)
-		s.URL = fmt.Sprintf("http://127.0.0.1:%d/dav/", port)
-		conf := filepath.Join(base, "nginx.conf")
-		f, err := os.Create(conf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = nginxConf.Execute(f, map[string]any{
-			"Base": base, "Data": s.Dir, "Port": port, "DavExt": nginxDavExt,
-			"RunUser": runUser, "RunGroup": runGroup,
-		})
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := os.Create(filepath.Join(base, "stderr.log"))
-		if err != nil {
-			t.Fatal(err)
-		}
+	conf := filepath.Join(base, "nginx.conf")
+	return s.startConfigured(t, "nginx", "nginx", conf, nginxConf, func(port int) map[string]any {
+		return map[string]any{"Base": base, "Data": s.Dir, "Port": port, "DavExt": nginxDavExt,
+			"RunUser": runUser, "RunGroup": runGroup}
+	}, func() *exec.Cmd {
 		// -p: relative paths and the start-up error log stay in base.
-		cmd := exec.Command(nginx, "-p", base, "-c", conf, "-e", s.ErrorLog)
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LANG=C"}
-		retry, err := s.launch(t, "nginx", cmd, out, s.ErrorLog)
-		if err == nil {
-			return s
-		}
-		lastErr = err
-		if !retry {
-			break
-		}
-	}
-	need(t, "nginx did not start: %v", lastErr)
-	return nil
+		return exec.Command(nginx, "-p", base, "-c", conf, "-e", s.ErrorLog)
+	})
 }

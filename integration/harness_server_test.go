@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"text/template"
 	"time"
 
 	"github.com/cloudmount/cloudmount/backends/webdav"
@@ -171,6 +172,49 @@ func (s *Server) launch(t *testing.T, name string, cmd *exec.Cmd, out *os.File, 
 	_ = p.stop(10 * time.Second)
 	logs := tailFile(log, 20) + "\n" + tailFile(out.Name(), 20)
 	return strings.Contains(logs, "in use"), fmt.Errorf("%v\n%s", err, logs)
+}
+
+// startConfigured starts a web server whose whole configuration is tmpl
+// executed into the file conf, on a free port of 127.0.0.1 (up to three
+// ports: another process may take one meanwhile), and sets s.URL to its
+// /dav/. data returns the template's values for a port; command returns
+// the server's command line. A server that does not start stops the test
+// (a failure in CI) with label in the message.
+func (s *Server) startConfigured(t *testing.T, label, name, conf string, tmpl *template.Template, data func(port int) map[string]any, command func() *exec.Cmd) *Server {
+	t.Helper()
+	base := filepath.Dir(conf)
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		port := freePort(t)
+		s.URL = fmt.Sprintf("http://127.0.0.1:%d/dav/", port)
+		f, err := os.Create(conf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = tmpl.Execute(f, data(port))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := os.Create(filepath.Join(base, "stderr.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := command()
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LANG=C"}
+		retry, err := s.launch(t, name, cmd, out, s.ErrorLog)
+		if err == nil {
+			return s
+		}
+		lastErr = err
+		if !retry {
+			break
+		}
+	}
+	need(t, "%s did not start: %v", label, lastErr)
+	return nil
 }
 
 // waitReady waits until the server answers an authenticated PROPFIND on its
