@@ -515,3 +515,73 @@ func TestFsyncDirectory(t *testing.T) {
 		d.Close()
 	}
 }
+
+// A walk of a tree nobody listed yet (rsync's receiver after a remount)
+// costs one listing per directory and no lookups of single names inside
+// them; a look at one directory (ls -l) lists nothing below it.
+func TestWalkListsEachDirectoryOnce(t *testing.T) {
+	b := memory.New()
+	ctx := t.Context()
+	b.Mkdir(ctx, "top")
+	const dirs, files = 10, 5
+	for i := range dirs {
+		d := fmt.Sprintf("top/s%02d", i)
+		b.Mkdir(ctx, d)
+		for j := range files {
+			b.Put(ctx, fmt.Sprintf("%s/f%d", d, j), strings.NewReader("x"), 1, backends.PutOptions{})
+		}
+	}
+
+	mnt := mountMem(t, b, Options{})
+	stats, lists := b.Calls("Stat"), b.Calls("List")
+	if _, err := os.ReadDir(filepath.Join(mnt, "top")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range dirs {
+		if _, err := os.Lstat(filepath.Join(mnt, "top", fmt.Sprintf("s%02d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	if l := b.Calls("List") - lists; l != 1 {
+		t.Fatalf("ls -l of a directory of %d directories listed %d directories, want 1", dirs, l)
+	}
+
+	mnt = mountMem(t, b, Options{})
+	stats, lists = b.Calls("Stat"), b.Calls("List")
+	// rsync's receiver: lstat every name of a directory, then those of
+	// each directory in it, never a readdir.
+	walk := []string{"top"}
+	for i := range dirs {
+		walk = append(walk, fmt.Sprintf("top/s%02d", i))
+	}
+	for _, p := range walk {
+		if _, err := os.Lstat(filepath.Join(mnt, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range dirs {
+		d := fmt.Sprintf("top/s%02d", i)
+		for _, name := range []string{"f0", "f1", "f2", "f3", "f4", "missing"} {
+			_, err := os.Lstat(filepath.Join(mnt, d, name))
+			if (name == "missing") != errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("lstat %s/%s: %v", d, name, err)
+			}
+		}
+		if i == 1 {
+			// Two directories entered: the others are read ahead.
+			deadline := time.Now().Add(2 * time.Second)
+			for b.Calls("List")-lists < dirs+1 && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if l := b.Calls("List") - lists; l != dirs+1 {
+				t.Fatalf("after the walk entered 2 of %d directories, %d listings were read, want all %d read ahead", dirs, l, dirs+1)
+			}
+		}
+	}
+	// The root's entry and top's first name are single lookups; then top
+	// is listed, and each directory below once (read ahead or entered).
+	if s, l := b.Calls("Stat")-stats, b.Calls("List")-lists; s > 2 || l != dirs+1 {
+		t.Fatalf("the walk of %d directories cost %d Stat and %d List calls, want at most 2 and %d", dirs+1, s, l, dirs+1)
+	}
+}

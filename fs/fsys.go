@@ -22,6 +22,7 @@ type fsys struct {
 	inos  *inodeNumbers
 	dirs  *dirCache
 	lists listFlights // one listing per directory in flight
+	pre   *prefetcher // reads listings ahead of a walk; nil: never
 	qc    quotaCache
 	// q uploads committed files; live holds their nodes.
 	q    *cache.Queue
@@ -201,6 +202,12 @@ type listing struct {
 	// probedAt is when a single lookup last went to the server because
 	// this full listing had been held longer than the cache time.
 	probedAt time.Time
+	// descents counts the subdirectories a walk listed after this
+	// listing; subdirs are their names in order, and the listings of
+	// those before aheadTo were read ahead (prefetch.go).
+	descents int
+	subdirs  []string
+	aheadTo  int
 }
 
 // entryTime is when the entry of name was read from the server.

@@ -91,6 +91,7 @@ func (m *Mounted) Drain(timeout time.Duration) int {
 // DrainContext is Drain that stops early when ctx ends; what is left stays
 // in the journal for the next mount.
 func (m *Mounted) DrainContext(ctx context.Context, timeout time.Duration) int {
+	m.f.pre.stop()
 	left := m.f.q.DrainContext(ctx, timeout)
 	m.f.q.Close()
 	return left
@@ -140,6 +141,7 @@ func Mount(mountpoint string, b backends.Backend, store *cache.Store, o Options)
 		NegativeTimeout: &negative,
 	})
 	if err != nil {
+		root.fs.pre.stop()
 		root.fs.q.Close()
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
@@ -180,7 +182,7 @@ func newRoot(b backends.Backend, store *cache.Store, o Options) (*Node, error) {
 	}
 	e.Name = ""
 	f := &fsys{be: b, store: store, caps: caps, opts: o, log: o.Logger,
-		inos: newInodeNumbers(), dirs: newDirCache(o.DirCacheTime),
+		inos: newInodeNumbers(), dirs: newDirCache(o.DirCacheTime), pre: newPrefetcher(),
 		live: &liveNodes{byP: map[string]*Node{}}}
 	root := &Node{fs: f, fetched: time.Now()}
 	root.entry = f.resolve("", e)

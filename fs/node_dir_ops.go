@@ -37,7 +37,9 @@ func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 	}
 	e, found, known, at := n.fs.dirs.lookupAt(dir, name, n.fs.opts.DirCacheTime)
 	// A listing being read answers too: waiting for it costs no request.
-	if !known && (n.fs.dirs.probed(dir) || n.fs.lists.busy(dir)) &&
+	// A directory entered from one whose listing the mount has is listed
+	// at once: a walk (rsync, find) asks for its other names next.
+	if !known && (n.fs.dirs.probed(dir) || n.fs.lists.busy(dir) || n.fs.dirs.walkedInto(dir)) &&
 		n.fs.lists.failure(dir, n.fs.opts.DirCacheTime) == nil {
 		if _, errno := n.list(ctx); errno == 0 {
 			e, found, known, at = n.fs.dirs.lookupAt(dir, name, n.fs.opts.DirCacheTime)
@@ -147,44 +149,51 @@ func (n *Node) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 // at a time (listFlights); one that failed answers for the directory cache
 // time.
 func (n *Node) list(ctx context.Context) ([]backends.Entry, syscall.Errno) {
-	dir := n.path()
-	if entries, ok := n.fs.dirs.fresh(dir); ok {
+	return n.fs.listDir(ctx, n.path())
+}
+
+// listDir returns the listing of dir: from the cache while it is fresh (or
+// while a change queued here is newer than the server's), else from the
+// server, joining a listing of it already in flight.
+func (f *fsys) listDir(ctx context.Context, dir string) ([]backends.Entry, syscall.Errno) {
+	if entries, ok := f.dirs.fresh(dir); ok {
 		return entries, 0
 	}
-	if n.fs.pending(dir) {
+	if f.pending(dir) {
 		// The server's listing is older than a queued change here.
-		if entries, ok := n.fs.dirs.stale(dir); ok {
+		if entries, ok := f.dirs.stale(dir); ok {
 			return entries, 0
 		}
 	}
-	if err := n.fs.lists.failure(dir, n.fs.opts.DirCacheTime); err != nil {
+	if err := f.lists.failure(dir, f.opts.DirCacheTime); err != nil {
 		return nil, toErrno(err)
 	}
-	entries, err := n.fs.lists.do(ctx, dir, func() ([]backends.Entry, error) {
-		cctx, cancel := n.fs.call(ctx)
+	entries, err := f.lists.do(ctx, dir, func() ([]backends.Entry, error) {
+		cctx, cancel := f.call(ctx)
 		defer cancel()
 		asked := time.Now()
-		entries, err := n.fs.be.List(cctx, dir)
+		entries, err := f.be.List(cctx, dir)
 		switch {
 		case err == nil:
-			n.fs.answered()
-			n.fs.dirs.put(dir, entries, asked)
-			n.fs.lists.forget(dir)
-		case n.fs.Offline(err):
-			n.fs.noteErr(err)
+			f.answered()
+			f.dirs.put(dir, entries, asked)
+			f.lists.forget(dir)
+			f.descended(dir)
+		case f.Offline(err):
+			f.noteErr(err)
 		default:
-			n.fs.lists.fail(dir, err)
+			f.lists.fail(dir, err)
 		}
 		return entries, err
 	})
 	if err != nil {
-		if n.fs.Offline(err) {
-			if old, ok := n.fs.dirs.stale(dir); ok {
-				n.fs.log.Debug("server unreachable: listing from cache", "path", dir, "err", err)
+		if f.Offline(err) {
+			if old, ok := f.dirs.stale(dir); ok {
+				f.log.Debug("server unreachable: listing from cache", "path", dir, "err", err)
 				return old, 0
 			}
 		}
-		n.fs.log.Warn("listing failed", "path", dir, "err", err)
+		f.log.Warn("listing failed", "path", dir, "err", err)
 		return nil, toErrno(err)
 	}
 	return entries, 0
