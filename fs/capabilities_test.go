@@ -346,3 +346,127 @@ func TestStalledReadsWaitOneTimeout(t *testing.T) {
 		t.Fatalf("read after the server answers again: %q %v", got, err)
 	}
 }
+
+// silentServer is a server that accepts every call and, while silent is
+// set, never answers one.
+type silentServer struct {
+	*memory.Backend
+	silent atomic.Bool
+}
+
+func (b *silentServer) wait(ctx context.Context) error {
+	if b.silent.Load() {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return nil
+}
+
+func (b *silentServer) Stat(ctx context.Context, p string) (backends.Entry, error) {
+	if err := b.wait(ctx); err != nil {
+		return backends.Entry{}, err
+	}
+	return b.Backend.Stat(ctx, p)
+}
+
+func (b *silentServer) List(ctx context.Context, p string) ([]backends.Entry, error) {
+	if err := b.wait(ctx); err != nil {
+		return nil, err
+	}
+	return b.Backend.List(ctx, p)
+}
+
+func (b *silentServer) Read(ctx context.Context, p string, off, length int64) (io.ReadCloser, error) {
+	if err := b.wait(ctx); err != nil {
+		return nil, err
+	}
+	return b.Backend.Read(ctx, p, off, length)
+}
+
+func (b *silentServer) Quota(ctx context.Context) (backends.Quota, error) {
+	if err := b.wait(ctx); err != nil {
+		return backends.Quota{}, err
+	}
+	return b.Backend.Quota(ctx)
+}
+
+// TestSilentServerCostsOneTimeout: a server that stops answering costs
+// the first call that meets it one timeout; after that, a file manager's
+// look into folders (listings, lookups of many names, statfs, reads)
+// answers from the cache or fails at once, the status says offline, and
+// the mount's own probe finds the server back without a user's call.
+func TestSilentServerCostsOneTimeout(t *testing.T) {
+	b := &silentServer{Backend: memory.New()}
+	ctx := t.Context()
+	for _, d := range []string{"seen", "unseen"} {
+		b.Backend.Mkdir(ctx, d)
+		for i := range 20 {
+			putFile(t, b.Backend, fmt.Sprintf("%s/f%02d", d, i), "content "+d)
+		}
+	}
+	const timeout = 500 * time.Millisecond
+	mnt, m, store := mountAt(t, b, t.TempDir(), Options{Timeout: timeout, DirCacheTime: 50 * time.Millisecond, AttrTimeout: 10 * time.Millisecond})
+	t.Cleanup(func() { m.Server.Unmount(); m.Drain(time.Second); store.Close() })
+	seen := filepath.Join(mnt, "seen")
+	if got, err := os.ReadFile(filepath.Join(seen, "f00")); err != nil || string(got) != "content seen" {
+		t.Fatalf("read before the server went silent: %q %v", got, err)
+	}
+	if _, err := os.ReadDir(seen); err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(mnt, &st); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the listings are older than the cache time
+
+	b.silent.Store(true)
+	start := time.Now()
+	if _, err := os.ReadDir(seen); err != nil {
+		t.Fatalf("listing of a folder seen before, server silent: %v", err)
+	}
+	if took := time.Since(start); took > timeout+timeout/2 {
+		t.Fatalf("the first listing took %s, want at most the timeout %s", took, timeout)
+	}
+	start = time.Now()
+	ops := map[string]func() error{
+		"listing of a folder seen before": func() error { _, err := os.ReadDir(seen); return err },
+		"cat of a cached file": func() error {
+			got, err := os.ReadFile(filepath.Join(seen, "f00"))
+			if err == nil && string(got) != "content seen" {
+				err = fmt.Errorf("read %q", got)
+			}
+			return err
+		},
+		"statfs": func() error { return syscall.Statfs(mnt, &st) },
+	}
+	for name, op := range ops {
+		if err := op(); err != nil {
+			t.Errorf("%s, server silent: %v", name, err)
+		}
+	}
+	// Twenty names in a folder never listed: each fails at once.
+	for i := range 20 {
+		if _, err := os.Lstat(filepath.Join(mnt, "unseen", fmt.Sprintf("f%02d", i))); !errors.Is(err, syscall.EIO) {
+			t.Fatalf("lstat in a folder never listed, server silent: %v, want EIO", err)
+		}
+	}
+	if took := time.Since(start); took > timeout/2 {
+		t.Errorf("after the first timeout, 23 calls took %s; want them answered at once (the timeout is %s)", took, timeout)
+	}
+	if s := m.Status(); s.Online {
+		t.Error("status says online while the server is silent")
+	}
+
+	b.silent.Store(false)
+	deadline := time.Now().Add(3 * time.Second)
+	for !m.Status().Online && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s := m.Status(); !s.Online {
+		t.Fatalf("status 3 s after the server answers again: offline (%q)", s.LastError)
+	}
+	if got, err := os.ReadFile(filepath.Join(mnt, "unseen", "f03")); err != nil || string(got) != "content unseen" {
+		t.Fatalf("read after the server is back: %q %v", got, err)
+	}
+}

@@ -223,7 +223,7 @@ func TestTreeChangesReplayAfterRestart(t *testing.T) {
 // TestOfflineAtTheFirstFailedCall: the status says offline as soon as a
 // lookup finds the server unreachable (not only after an upload failed),
 // a file created in a directory listed long ago queues, and the status is
-// online again once a call gets an answer.
+// online again once the server answers the mount's probe.
 func TestOfflineAtTheFirstFailedCall(t *testing.T) {
 	b := memory.New()
 	if err := b.Mkdir(context.Background(), "d"); err != nil {
@@ -248,12 +248,17 @@ func TestOfflineAtTheFirstFailedCall(t *testing.T) {
 		t.Fatalf("create in a directory listed long ago, server down: %v", err)
 	}
 	b.FailWith(nil)
-	time.Sleep(100 * time.Millisecond)
-	if _, err := os.ReadDir(filepath.Join(mnt, "d")); err != nil {
-		t.Fatal(err)
+	// The mount's probe of the server finds it back, within its first
+	// waits, without any call of a user.
+	deadline := time.Now().Add(3 * time.Second)
+	for !m.Status().Online && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
 	}
 	if st := m.Status(); !st.Online {
-		t.Fatalf("status after a listing got an answer: offline (%q)", st.LastError)
+		t.Fatalf("status 3 s after the server is back: offline (%q)", st.LastError)
+	}
+	if _, err := os.ReadDir(filepath.Join(mnt, "d")); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -33,6 +33,8 @@ type fsys struct {
 	// stall is when (UnixNano) a call last got no answer within the
 	// timeout; 0 once the server answered again (see stalled).
 	stall atomic.Int64
+	// probing: watchServer's probe runs.
+	probing atomic.Bool
 }
 
 // call returns a context for one remote call, bounded by the mount's timeout.

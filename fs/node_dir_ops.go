@@ -49,6 +49,13 @@ func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 		// The server's entry is older than a queued change here.
 		e, found, known = n.fs.dirs.lookupStale(dir, name)
 	}
+	if !known && n.fs.stalled() {
+		// The server is not answering: what the mount knows answers,
+		// the rest fails at once (see stalled).
+		if e, found, known = n.fs.dirs.lookupStale(dir, name); !known {
+			return nil, syscall.EIO
+		}
+	}
 	if !known {
 		at = time.Now()
 		cctx, cancel := n.fs.call(ctx)
@@ -159,11 +166,15 @@ func (f *fsys) listDir(ctx context.Context, dir string) ([]backends.Entry, sysca
 	if entries, ok := f.dirs.fresh(dir); ok {
 		return entries, 0
 	}
-	if f.pending(dir) {
-		// The server's listing is older than a queued change here.
+	if f.pending(dir) || f.stalled() {
+		// The server's listing is older than a queued change here, or
+		// the server is not answering (see stalled).
 		if entries, ok := f.dirs.stale(dir); ok {
 			return entries, 0
 		}
+	}
+	if f.stalled() {
+		return nil, syscall.EIO
 	}
 	if err := f.lists.failure(dir, f.opts.DirCacheTime); err != nil {
 		return nil, toErrno(err)

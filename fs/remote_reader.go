@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -83,41 +84,91 @@ func (f *fsys) openStream(ctx context.Context, p string, off, length, size int64
 // watchdog's, or the backend's own deadline.
 func (f *fsys) noteStall(wd *watchdog, err error) {
 	if wd.fired.Load() {
-		f.stall.Store(time.Now().UnixNano())
-		return
+		err = fmt.Errorf("no data for %s: %w", f.opts.Timeout, context.DeadlineExceeded)
 	}
 	f.noteErr(err)
 }
 
-// stalled reports whether the server let a call wait out the timeout less
-// than a timeout ago, and nothing has been answered since. Reads of data
-// not in the cache then fail at once, and stats serve what is known, so
-// that a cat (whose kernel sends several reads after an open) or an ls -l
-// waits one timeout, not one per call. The first answer (an upload the
-// queue's probe let through, a listing, a read) ends it.
+// stalled reports whether a call met a server that let it wait out the
+// timeout or could not be reached, and nothing has been answered since.
+// Calls that need the server then fail at once (reads of data not in the
+// cache, lookups and listings the mount has no answer for) and the rest
+// answer from what is known, so that an ls -l, a cat (whose kernel sends
+// several reads after an open) or a file manager's look into a folder
+// waits one timeout at most, not one per entry. A probe in the background
+// (watchServer) and any answer end it.
 func (f *fsys) stalled() bool {
-	at := f.stall.Load()
-	return at != 0 && time.Since(time.Unix(0, at)) < f.opts.Timeout
+	return f.stall.Load() != 0
 }
 
-// noteErr records a call that got no answer in time.
+// noteErr records a call that got no answer in time or no connection.
 func (f *fsys) noteErr(err error) {
-	if errors.Is(err, backends.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
-		f.stall.Store(time.Now().UnixNano())
-		if f.q != nil {
-			f.q.ReportOffline(err)
-		}
+	if !errors.Is(err, backends.ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded) {
+		return
 	}
+	if f.stall.CompareAndSwap(0, time.Now().UnixNano()) {
+		f.log.Warn("the server does not answer: the mount answers from its cache until it does", "err", err)
+	}
+	if f.q != nil {
+		f.q.ReportOffline(err)
+	}
+	f.watchServer()
 }
 
 // answered records that the server answered.
 func (f *fsys) answered() {
-	if f.stall.Load() != 0 {
-		f.stall.Store(0)
+	if f.stall.Swap(0) != 0 {
+		f.log.Info("the server answers again")
 		if f.q != nil {
 			f.q.ReportOnline()
 		}
 	}
+}
+
+// Waits between the probes of a server that stopped answering.
+const (
+	probeFirst = 500 * time.Millisecond
+	probeMax   = 5 * time.Second
+)
+
+// watchServer starts, unless one runs, a probe of the server in the
+// background: a stat of the root, soon after the stall and then at
+// growing intervals, each within the mount's timeout, until the server
+// answers (anything, an error too) or the mount ends.
+func (f *fsys) watchServer() {
+	if f.pre == nil || !f.probing.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer func() {
+			f.probing.Store(false)
+			// A stall noted as this probe ended needs a probe of its own.
+			if f.pre.ctx.Err() == nil && f.stalled() {
+				f.watchServer()
+			}
+		}()
+		wait := probeFirst
+		for f.stalled() {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-f.pre.ctx.Done():
+				t.Stop()
+				return
+			}
+			ctx, cancel := context.WithTimeout(f.pre.ctx, f.opts.Timeout)
+			_, err := f.be.Stat(ctx, "")
+			cancel()
+			if f.pre.ctx.Err() != nil {
+				return
+			}
+			if err == nil || !f.Offline(err) {
+				f.answered()
+				return
+			}
+			wait = min(2*wait, probeMax)
+		}
+	}()
 }
 
 // watchedStream is a stream with its watchdog.

@@ -25,7 +25,13 @@ type quotaCache struct {
 	q  backends.Quota
 	at time.Time
 	ok bool
+	// asking is closed when the query in flight ends; nil: none.
+	asking chan struct{}
 }
+
+// statfsFirstWait bounds how long the first statfs of a mount waits for
+// the server's answer; later ones never wait (see quota).
+const statfsFirstWait = 2 * time.Second
 
 // Statfs implements fusefs.NodeStatfser with the server's space figures
 // where the backend reports them (QuotaReader).
@@ -47,25 +53,55 @@ func (n *Node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	return 0
 }
 
-// quota returns the server's quota, cached for statfsTTL; ok is false if the
-// server has none.
+// quota returns the server's quota; ok is false if the server has none or
+// has not said yet. It answers from the last answer at once, and asks the
+// server again in the background once that is older than statfsTTL: df and
+// file managers call statfs all the time, and must not wait on a slow
+// server or behind an upload. Only the mount's first statfs waits for an
+// answer, at most statfsFirstWait.
 func (f *fsys) quota(ctx context.Context) (backends.Quota, bool) {
 	qr, ok := f.be.(backends.QuotaReader)
 	if !ok || !f.caps.Quota {
 		return backends.Quota{}, false
 	}
 	f.qc.mu.Lock()
+	if time.Since(f.qc.at) < statfsTTL || f.stalled() {
+		defer f.qc.mu.Unlock()
+		return f.qc.q, f.qc.ok
+	}
+	if f.qc.asking == nil {
+		done := make(chan struct{})
+		f.qc.asking = done
+		go func() {
+			defer close(done)
+			cctx, cancel := f.call(context.Background())
+			defer cancel()
+			q, err := qr.Quota(cctx)
+			f.qc.mu.Lock()
+			defer f.qc.mu.Unlock()
+			f.qc.asking = nil
+			if err != nil {
+				f.noteErr(err)
+				f.log.Debug("quota query failed", "err", err)
+				f.qc.at = time.Now() // asked again after statfsTTL
+				return
+			}
+			f.answered()
+			f.qc.q, f.qc.ok, f.qc.at = q, true, time.Now()
+		}()
+	}
+	asking, first := f.qc.asking, f.qc.at.IsZero()
+	f.qc.mu.Unlock()
+	if first {
+		t := time.NewTimer(statfsFirstWait)
+		defer t.Stop()
+		select {
+		case <-asking:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}
+	f.qc.mu.Lock()
 	defer f.qc.mu.Unlock()
-	if time.Since(f.qc.at) < statfsTTL {
-		return f.qc.q, f.qc.ok
-	}
-	cctx, cancel := f.call(ctx)
-	defer cancel()
-	q, err := qr.Quota(cctx)
-	if err != nil {
-		f.log.Debug("quota query failed", "err", err)
-		return f.qc.q, f.qc.ok
-	}
-	f.qc.q, f.qc.ok, f.qc.at = q, true, time.Now()
-	return q, true
+	return f.qc.q, f.qc.ok
 }
