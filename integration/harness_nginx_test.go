@@ -48,6 +48,7 @@ http {
       dav_ext_methods PROPFIND OPTIONS;
       dav_access user:rw group:r all:r;
       create_full_put_path on;
+      {{.Extra}}
       auth_basic "cloudmount test";
       auth_basic_user_file "{{.Base}}/htpasswd";
     }
@@ -59,6 +60,13 @@ http {
 // config in a temp directory, as its own foreground process, and stops it
 // in t.Cleanup.
 func startNginx(t *testing.T) *Server {
+	t.Helper()
+	return startNginxWith(t, "")
+}
+
+// startNginxWith is startNginx with extra directives in the WebDAV
+// location (a client_max_body_size, say).
+func startNginxWith(t *testing.T, extra string) *Server {
 	t.Helper()
 	nginx := needTool(t, "nginx")
 	if _, err := os.Stat(nginxDavExt); err != nil {
@@ -87,7 +95,7 @@ func startNginx(t *testing.T) *Server {
 	conf := filepath.Join(base, "nginx.conf")
 	return s.startConfigured(t, "nginx", "nginx", conf, nginxConf, func(port int) map[string]any {
 		return map[string]any{"Base": base, "Data": s.Dir, "Port": port, "DavExt": nginxDavExt,
-			"RunUser": runUser, "RunGroup": runGroup}
+			"RunUser": runUser, "RunGroup": runGroup, "Extra": extra}
 	}, func() *exec.Cmd {
 		// -p: relative paths and the start-up error log stay in base.
 		return exec.Command(nginx, "-p", base, "-c", conf, "-e", s.ErrorLog)

@@ -74,6 +74,9 @@ func (b *Backend) Put(ctx context.Context, p string, r io.Reader, size int64, op
 	} else {
 		err = b.put(ctx, p, r, size, opts, ifMatch, caps)
 	}
+	if errors.Is(err, backends.ErrTooLarge) {
+		return backends.Entry{}, tooLarge(p, size, err)
+	}
 	if err != nil {
 		return backends.Entry{}, err
 	}
@@ -383,4 +386,22 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// tooLarge explains a PUT of p (size bytes) that the server refused with
+// 413: what limits such uploads and what to do. err is the refusal, which
+// may name the temporary name of the upload rather than p.
+func tooLarge(p string, size int64, err error) error {
+	what := "this upload"
+	if size >= 0 {
+		what = fmt.Sprintf("uploads of %d bytes", size)
+	}
+	status := "413"
+	if he := (*HTTPError)(nil); errors.As(err, &he) {
+		status = he.Status
+	}
+	return fmt.Errorf("PUT %s: %w: the server refuses %s (HTTP %s); raise its limit on request bodies "+
+		"(Apache: LimitRequestBody; nginx: client_max_body_size; PHP: upload_max_filesize and post_max_size) "+
+		"or keep files below it; the file stays queued here and is sent again at the next mount",
+		display(p), backends.ErrTooLarge, what, status)
 }
