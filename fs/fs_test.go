@@ -585,3 +585,89 @@ func TestWalkListsEachDirectoryOnce(t *testing.T) {
 		t.Fatalf("the walk of %d directories cost %d Stat and %d List calls, want at most 2 and %d", dirs+1, s, l, dirs+1)
 	}
 }
+
+// POSIX details a conformance suite checks: ctime moves on chmod, utimens
+// and rename; names longer than NAME_MAX are refused with ENAMETOOLONG by
+// every call that takes a name; a directory's link count is 2 plus its
+// subdirectories.
+func TestCtimeNameMaxAndDirectoryLinks(t *testing.T) {
+	mnt := mountMem(t, memory.New(), Options{})
+	f := filepath.Join(mnt, "f")
+	if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctime := func(p string) time.Time {
+		t.Helper()
+		var st syscall.Stat_t
+		if err := syscall.Lstat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		return time.Unix(st.Ctim.Unix())
+	}
+	for _, step := range []struct {
+		name string
+		do   func() error
+	}{
+		{"chmod", func() error { return os.Chmod(f, 0o600) }},
+		{"utimens", func() error { return os.Chtimes(f, time.Unix(1e9, 0), time.Unix(1e9, 0)) }},
+		{"rename", func() error {
+			g := filepath.Join(mnt, "g")
+			if err := os.Rename(f, g); err != nil {
+				return err
+			}
+			f = g
+			return nil
+		}},
+	} {
+		before := ctime(f)
+		time.Sleep(20 * time.Millisecond)
+		if err := step.do(); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		if after := ctime(f); !after.After(before) {
+			t.Errorf("ctime after %s: %v, before it %v; want it later", step.name, after, before)
+		}
+	}
+
+	long := strings.Repeat("n", 256)
+	for _, c := range []struct {
+		name string
+		err  error
+	}{
+		{"create", os.WriteFile(filepath.Join(mnt, long), nil, 0o644)},
+		{"mkdir", os.Mkdir(filepath.Join(mnt, long), 0o755)},
+		{"rename", os.Rename(f, filepath.Join(mnt, long))},
+		{"symlink", os.Symlink("f", filepath.Join(mnt, long))},
+		{"lstat", func() error { _, err := os.Lstat(filepath.Join(mnt, long)); return err }()},
+	} {
+		if !errors.Is(c.err, syscall.ENAMETOOLONG) {
+			t.Errorf("%s of a name of 256 bytes: %v, want ENAMETOOLONG", c.name, c.err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(mnt, long[:255]), nil, 0o644); err != nil {
+		t.Errorf("create of a name of 255 bytes: %v", err)
+	}
+
+	d := filepath.Join(mnt, "d")
+	for _, p := range []string{d, filepath.Join(d, "a"), filepath.Join(d, "b")} {
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(d, "file"), nil, 0o644)
+	names(t, d)
+	nlink := func() uint64 {
+		var st syscall.Stat_t
+		if err := syscall.Stat(d, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Nlink
+	}
+	if n := nlink(); n != 4 {
+		t.Errorf("nlink of a directory with 2 subdirectories: %d, want 4", n)
+	}
+	os.Mkdir(filepath.Join(d, "c"), 0o755)
+	if n := nlink(); n != 5 {
+		t.Errorf("nlink after a third mkdir: %d, want 5", n)
+	}
+}

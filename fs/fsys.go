@@ -210,6 +210,9 @@ type listing struct {
 	descents int
 	subdirs  []string
 	aheadTo  int
+	// nsub counts the subdirectories in entries when nsubKnown.
+	nsub      int
+	nsubKnown bool
 }
 
 // entryTime is when the entry of name was read from the server.
@@ -359,6 +362,7 @@ func (d *dirCache) absent(dir, name string) {
 	d.noteProbeLocked(l)
 	delete(l.entries, name)
 	l.absent[name] = time.Now()
+	l.nsubKnown = false
 }
 
 // found remembers a single lookup's answer, also where dir has no full
@@ -371,6 +375,7 @@ func (d *dirCache) found(dir, name string, e backends.Entry) {
 	delete(l.absent, name)
 	l.entries[name] = e
 	l.times[name] = time.Now()
+	l.nsubKnown = false
 }
 
 // noteProbeLocked records a single lookup's trip to the server in an
@@ -411,6 +416,7 @@ func (d *dirCache) update(dir, name string, e *backends.Entry) {
 		l.times = map[string]time.Time{}
 	}
 	l.times[name] = time.Now()
+	l.nsubKnown = false
 	if e == nil {
 		delete(l.entries, name)
 	} else {
@@ -436,9 +442,11 @@ func (d *dirCache) rename(from, to string, local, moveTree bool) {
 	if l := d.byD[fromDir]; l != nil {
 		e, ok = l.entries[fromName]
 		delete(l.entries, fromName)
+		l.nsubKnown = false
 	}
 	if l := d.byD[toDir]; l != nil {
 		delete(l.absent, toName)
+		l.nsubKnown = false
 		switch {
 		case ok:
 			e.Name = toName
@@ -472,4 +480,25 @@ func (d *dirCache) forgetTree(dir string) {
 			delete(d.byD, p)
 		}
 	}
+}
+
+// subdirs counts the subdirectories of dir in its last full listing,
+// however old, with what the mount changed since; 0 without one.
+func (d *dirCache) subdirs(dir string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l, ok := d.byD[dir]
+	if !ok || l.partial {
+		return 0
+	}
+	if !l.nsubKnown {
+		l.nsub = 0
+		for _, e := range l.entries {
+			if e.IsDir {
+				l.nsub++
+			}
+		}
+		l.nsubKnown = true
+	}
+	return l.nsub
 }

@@ -56,6 +56,21 @@ type Node struct {
 	// links counts the names the node has beyond its first (hard links
 	// made in this mount, on a server that has them).
 	links uint32
+	// ctime is when this mount last changed the node's metadata or name
+	// (chmod, chown, utimens, rename, link); servers keep no ctime, so
+	// the shown ctime is the later of this and the mtime.
+	ctime time.Time
+}
+
+// nameMax is the longest name, in bytes, the mount takes (NAME_MAX): the
+// kernel lets FUSE names run to 1024.
+const nameMax = 255
+
+// changed records a change of the node's metadata or name now (ctime).
+func (n *Node) changed() {
+	n.mu.Lock()
+	n.ctime = time.Now()
+	n.mu.Unlock()
 }
 
 // currentPath is the node's path for a commit: the tree's, or the new path
@@ -164,7 +179,11 @@ func (n *Node) fill(out *fuse.Attr) {
 	if n.pending.MTime != nil {
 		mtime = *n.pending.MTime
 	}
-	out.SetTimes(&mtime, &mtime, &mtime)
+	ctime := mtime
+	if n.ctime.After(ctime) {
+		ctime = n.ctime
+	}
+	out.SetTimes(&mtime, &mtime, &ctime)
 	out.Uid, out.Gid = o.UID, o.GID
 	if o.Privileged {
 		if e.Meta.UID != nil {
@@ -182,7 +201,9 @@ func (n *Node) fill(out *fuse.Attr) {
 	}
 	out.Nlink = 1 + n.links
 	if out.Mode&syscall.S_IFMT == syscall.S_IFDIR {
-		out.Nlink = 2
+		// "." and the name in its parent, and ".." of each
+		// subdirectory the mount knows of.
+		out.Nlink = 2 + uint32(n.fs.dirs.subdirs(n.path()))
 	}
 	if n.unlinked {
 		out.Nlink = 0
@@ -316,6 +337,9 @@ func (n *Node) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.SetAtt
 	}
 	if errno := n.setMeta(ctx, m); errno != 0 {
 		return errno
+	}
+	if !m.IsZero() {
+		n.changed()
 	}
 	return n.attrOut(out)
 }

@@ -21,6 +21,9 @@ import (
 // names one by one (rsync, cp -r onto the mount) pays one listing per
 // directory rather than one per file.
 func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if len(name) > nameMax {
+		return nil, syscall.ENAMETOOLONG
+	}
 	dir := n.path()
 	p := n.childPath(name)
 	ln := n.fs.live.get(p)
@@ -241,6 +244,9 @@ func (n *Node) newLocal(ctx context.Context, name string, mode uint32, m backend
 // Create implements fusefs.NodeCreater. The file is uploaded when it is
 // closed, so create, write, chmod and utimens become one upload.
 func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
+	if len(name) > nameMax {
+		return nil, nil, 0, syscall.ENAMETOOLONG
+	}
 	if n.fs.opts.ReadOnly {
 		return nil, nil, 0, syscall.EROFS
 	}
@@ -259,6 +265,9 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 // Mknod implements fusefs.NodeMknoder for FIFOs and sockets, stored as
 // empty files marked with their type.
 func (n *Node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if len(name) > nameMax {
+		return nil, syscall.ENAMETOOLONG
+	}
 	if n.fs.opts.ReadOnly {
 		return nil, syscall.EROFS
 	}
@@ -278,6 +287,9 @@ func (n *Node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, 
 // Symlink implements fusefs.NodeSymlinker: a small file holding the target,
 // marked as a symlink.
 func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if len(name) > nameMax {
+		return nil, syscall.ENAMETOOLONG
+	}
 	if n.fs.opts.ReadOnly {
 		return nil, syscall.EROFS
 	}
@@ -372,6 +384,9 @@ func (n *Node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 
 // Mkdir implements fusefs.NodeMkdirer.
 func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if len(name) > nameMax {
+		return nil, syscall.ENAMETOOLONG
+	}
 	if n.fs.opts.ReadOnly {
 		return nil, syscall.EROFS
 	}
@@ -419,6 +434,9 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 // then the server makes the new name. Both names are one inode here, as
 // they are there. Elsewhere link(2) fails with ENOTSUP.
 func (n *Node) Link(ctx context.Context, target fusefs.InodeEmbedder, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if len(name) > nameMax {
+		return nil, syscall.ENAMETOOLONG
+	}
 	if n.fs.opts.ReadOnly {
 		return nil, syscall.EROFS
 	}

@@ -18,7 +18,10 @@ const (
 // Rename implements fusefs.NodeRenamer. The local rules of rename(2) are
 // checked first (a directory is only replaced by a directory, and only when
 // empty); a file not yet on the server moves without a remote call.
-func (n *Node) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+func (n *Node) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) (errno syscall.Errno) {
+	if len(newName) > nameMax {
+		return syscall.ENAMETOOLONG
+	}
 	if n.fs.opts.ReadOnly {
 		return syscall.EROFS
 	}
@@ -47,6 +50,11 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 	// The queue's Commit never waits for a Pause, so this cannot deadlock.
 	src.upMu.Lock()
 	defer src.upMu.Unlock()
+	defer func() {
+		if errno == 0 {
+			src.changed()
+		}
+	}()
 
 	dst, dstExists, errno := np.probeChild(ctx, newName)
 	if errno != 0 {
