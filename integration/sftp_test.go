@@ -31,6 +31,7 @@ func TestSFTP(t *testing.T) {
 		{"Hashes", testSFTPHashes},
 		{"HostKeys", testSFTPHostKeys},
 		{"Auth", testSFTPAuth},
+		{"Jump", testSFTPJump},
 		{"Conflict", testSFTPConflict},
 		{"Rsync", testSFTPRsync},
 		{"POSIX", testSFTPPOSIX},

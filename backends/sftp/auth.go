@@ -341,7 +341,11 @@ func (att *attempt) describe(e *endpoint, passwordConfigured bool) string {
 	if att.password {
 		tried = append(tried, "the password")
 	}
-	msg := fmt.Sprintf("authentication failed: the server %s refused user %q", e.addr(), e.user)
+	who := "the server " + e.addr()
+	if e.jump {
+		who = e.label()
+	}
+	msg := fmt.Sprintf("authentication failed: %s refused user %q", who, e.user)
 	if len(tried) == 0 {
 		msg += "; there was no key and no password to offer"
 		if !passwordConfigured {

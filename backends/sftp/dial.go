@@ -94,7 +94,7 @@ func (b *Backend) dialTCP(ctx context.Context, via *ssh.Client, e *endpoint) (ne
 
 // dialError explains a failed TCP connection.
 func dialError(e *endpoint, viaJump bool, err error, timeout time.Duration) error {
-	where := e.addr()
+	where := e.label()
 	if e.alias != e.hostName {
 		where += " (" + e.alias + ")"
 	}
@@ -157,7 +157,7 @@ func (b *Backend) handshake(ctx context.Context, nc net.Conn, e *endpoint, targe
 		if check.failure != nil {
 			return nil, check.failure
 		}
-		return nil, backends.Describe(backends.ErrUnavailable, "%s did not complete the SSH handshake within %s", e.addr(), b.timeout)
+		return nil, backends.Describe(backends.ErrUnavailable, "%s did not complete the SSH handshake within %s", e.label(), b.timeout)
 	}
 	if r.err != nil {
 		return nil, b.handshakeError(e, check, att, r.err)
@@ -183,9 +183,9 @@ func (b *Backend) handshakeError(e *endpoint, check *hostCheck, att *attempt, er
 		strings.Contains(msg, "unexpected message type 51"):
 		return backends.Describe(backends.ErrAuth, "%s", att.describe(e, b.auth.password != nil))
 	case isConnError(err):
-		return backends.Describe(backends.ErrUnavailable, "the SSH handshake with %s failed: %v", e.addr(), err)
+		return backends.Describe(backends.ErrUnavailable, "the SSH handshake with %s failed: %v", e.label(), err)
 	}
-	return backends.Describe(backends.ErrProtocol, "the SSH handshake with %s failed: %v", e.addr(), err)
+	return backends.Describe(backends.ErrProtocol, "the SSH handshake with %s failed: %v", e.label(), err)
 }
 
 // startSFTP opens the sftp subsystem on c.ssh, bounded by ctx. The session
