@@ -38,6 +38,10 @@ type Config struct {
 	// and a wrong passphrase is not asked for again. nil: encrypted keys
 	// are skipped (and the authentication error says so).
 	Passphrase func(keyFile string) (string, error)
+	// PassphraseTries is how often Passphrase is asked for one key when
+	// the answer does not decrypt it (default 1; a prompt on a terminal
+	// may allow a few, as ssh does).
+	PassphraseTries int
 	// KnownHostsFile holds the trusted host keys; "": HomeDir/.ssh/known_hosts.
 	KnownHostsFile string
 	// AcceptNewHostKey adds the key of an unknown host to KnownHostsFile

@@ -26,7 +26,7 @@ var connIDs atomic.Int64
 // connect opens one SSH connection to the server, through the ProxyJump
 // hops if any, and starts SFTP on it. Its errors are meant for the user.
 func (b *Backend) connect(ctx context.Context) (*conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	ctx, cancel := context.WithTimeout(ctx, b.timeout+b.promptTime)
 	defer cancel()
 	var chain []*ssh.Client
 	closeChain := func() {
@@ -77,6 +77,10 @@ func (b *Backend) dialTCP(ctx context.Context, via *ssh.Client, e *endpoint) (ne
 		nc  net.Conn
 		err error
 	)
+	// Each dial has the call's deadline, also where the login may wait
+	// for a person (promptTime).
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
 	switch {
 	case via != nil:
 		nc, err = via.DialContext(ctx, "tcp", e.addr())
