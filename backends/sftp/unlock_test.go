@@ -25,6 +25,7 @@ func TestUnlock(t *testing.T) {
 	writeKey(t, refused, otherPriv, "other")
 
 	cfg := c.config(s)
+	forEncryptedKeys(&cfg)
 	cfg.Password = nil
 	cfg.IdentityFiles = []string{refused, accepted}
 	var asked []string
@@ -69,6 +70,7 @@ func TestUnlockWrong(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "enc")
 	writeKey(t, file, priv, "sesame")
 	cfg := c.config(s)
+	forEncryptedKeys(&cfg)
 	cfg.Password = nil
 	cfg.IdentityFiles = []string{file}
 	calls := 0
