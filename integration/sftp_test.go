@@ -36,6 +36,7 @@ func TestSFTP(t *testing.T) {
 		{"Rsync", testSFTPRsync},
 		{"POSIX", testSFTPPOSIX},
 		{"Fstab", testSFTPFstab},
+		{"Leftovers", testSFTPLeftovers},
 		// Last: it kills and restarts the shared sshd.
 		{"DeadLink", testSFTPDeadLink},
 	} {

@@ -64,6 +64,11 @@ type Config struct {
 	// KeepAlive is the interval of SSH keep-alives (default 10s); a
 	// connection that misses three is dead.
 	KeepAlive time.Duration
+	// LeftoverAge is how old cloudmount's temporary files (uploads cut
+	// off by a killed mount) must be before a listing of their directory
+	// removes them; 0: DefaultLeftoverAge. Running uploads of other
+	// mounts are never taken for leftovers.
+	LeftoverAge time.Duration
 	// Logger receives the backend's logs; nil: slog.Default().
 	Logger *slog.Logger
 	// Dial opens the TCP connection; nil: a net.Dialer. For tests and the

@@ -18,7 +18,7 @@ import (
 )
 
 // Put stores the file at p from r: it writes a temporary file
-// (UploadPrefix plus a random name, in the same directory, never listed),
+// (tempName, in the same directory, never listed),
 // sets its mode and mtime from opts.Meta (a replaced file keeps its mode
 // when opts.Meta has none), then renames it over p: readers see the old
 // content or the new one, never a part (atomically where the server has
@@ -46,7 +46,8 @@ func (b *Backend) Put(ctx context.Context, p string, r io.Reader, size int64, op
 	if err != nil {
 		return backends.Entry{}, fmt.Errorf("put %s: %w", display(p), err)
 	}
-	tmp := path.Join(path.Dir("/" + p)[1:], UploadPrefix+randomName())
+	start := time.Now()
+	tmp := path.Join(path.Dir("/" + p)[1:], tempName(start))
 	var created atomic.Bool
 	defer func() {
 		if err == nil {
@@ -125,7 +126,14 @@ func (b *Backend) Put(ctx context.Context, p string, r io.Reader, size int64, op
 	if inPlace {
 		return b.putResult(s, p, b.setMeta(s, p, p, mode, opts.Meta.MTime))
 	}
-	metaErr := b.setMeta(s, tmp, p, mode, opts.Meta.MTime)
+	// An upload older than half the leftover age sets its mtime after
+	// the rename: an old mtime on a temporary file that old would make it
+	// a leftover to other mounts (isLeftover).
+	late := time.Since(start) > b.leftoverAge/2
+	var metaErr error
+	if !late {
+		metaErr = b.setMeta(s, tmp, p, mode, opts.Meta.MTime)
+	}
 
 	// The second check, as late as SFTP allows.
 	if opts.IfMatch != "" || opts.IfNoneMatch {
@@ -153,6 +161,9 @@ func (b *Backend) Put(ctx context.Context, p string, r io.Reader, size int64, op
 			}
 		}
 		return backends.Entry{}, err
+	}
+	if late {
+		metaErr = b.setMeta(s, p, p, mode, opts.Meta.MTime)
 	}
 	return b.putResult(s, p, metaErr)
 }

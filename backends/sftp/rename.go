@@ -84,7 +84,7 @@ func (b *Backend) renameOver(s *session, from, to string, err error) error {
 		return err
 	}
 	if dst.IsDir {
-		if empty, lerr := b.isEmptyDir(s, to); lerr != nil || !empty {
+		if empty, _, lerr := b.isEmptyDir(s, to); lerr != nil || !empty {
 			return err
 		}
 		if rerr := s.do(func(c *sftp.Client) error { return c.RemoveDirectory(b.remote(to)) }); rerr != nil {
@@ -129,7 +129,7 @@ func (b *Backend) renameError(s *session, from, to string, overwrite bool, err e
 	case !dst.IsDir && src.IsDir:
 		return &OpError{Op: "rename", Path: from, Kind: backends.ErrNotDir, Err: fmt.Errorf("%s is not a directory", display(to))}
 	case dst.IsDir:
-		if empty, lerr := b.isEmptyDir(s, to); lerr == nil && !empty {
+		if empty, _, lerr := b.isEmptyDir(s, to); lerr == nil && !empty {
 			return &OpError{Op: "rename", Path: from, Kind: backends.ErrNotEmpty, Err: fmt.Errorf("%s is not empty", display(to))}
 		}
 	}

@@ -56,6 +56,10 @@ type Backend struct {
 
 	orphansMu sync.Mutex      // protects orphans
 	orphans   map[string]bool // temporary files to remove once connected again
+
+	leftoverAge time.Duration   // Config.LeftoverAge
+	sweptMu     sync.Mutex      // protects swept
+	swept       map[string]bool // leftovers removed or tried, by path
 }
 
 var (
@@ -117,6 +121,9 @@ func prepare(cfg Config) (*Backend, error) {
 	}
 	if b.keepAlive <= 0 {
 		b.keepAlive = DefaultKeepAlive
+	}
+	if b.leftoverAge = cfg.LeftoverAge; b.leftoverAge <= 0 {
+		b.leftoverAge = DefaultLeftoverAge
 	}
 	if b.log == nil {
 		b.log = slog.Default()

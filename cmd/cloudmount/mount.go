@@ -70,6 +70,8 @@ type sshSettings struct {
 	Config           string   `json:"config,omitempty"`       // ssh_config file, "none", or "" (the default)
 	Home             string   `json:"home,omitempty"`         // for ~/.ssh
 	AgentSocket      string   `json:"agent_socket,omitempty"` // SSH_AUTH_SOCK
+	// LeftoverAge is --leftover-age.
+	LeftoverAge time.Duration `json:"leftover_age,omitempty"`
 	// Passphrases were typed at the terminal for these key files: secrets,
 	// like Password.
 	Passphrases map[string]string `json:"passphrases,omitempty"`
@@ -334,7 +336,8 @@ func resolveSSH(f *mountFlags, cfg *mountConfig) error {
 	if err != nil {
 		return fmt.Errorf("home directory (for ~/.ssh): %w", err)
 	}
-	cfg.SSH = sshSettings{Home: home, AcceptNewHostKey: f.acceptNewHostKey, AgentSocket: os.Getenv("SSH_AUTH_SOCK")}
+	cfg.SSH = sshSettings{Home: home, AcceptNewHostKey: f.acceptNewHostKey, AgentSocket: os.Getenv("SSH_AUTH_SOCK"),
+		LeftoverAge: time.Duration(f.leftoverAge)}
 	abs := func(name, v string) (string, error) {
 		if v == "" || v == "none" {
 			return v, nil

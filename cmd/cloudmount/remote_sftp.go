@@ -105,6 +105,7 @@ func sftpConfig(cfg *mountConfig, log *slog.Logger) (sftp.Config, error) {
 		AcceptNewHostKey: cfg.SSH.AcceptNewHostKey, SSHConfigFile: cfg.SSH.Config,
 		HomeDir: cfg.SSH.Home, AgentSocket: cfg.SSH.AgentSocket,
 		Timeout: cfg.Timeout, Connections: sftpConnections(cfg.Transfers), Logger: log,
+		LeftoverAge: cfg.SSH.LeftoverAge,
 	}, nil
 }
 
