@@ -152,3 +152,28 @@ func TestRmdirRemovesLeftovers(t *testing.T) {
 		t.Fatalf("rmdir of a directory with a running upload: %v, want ErrNotEmpty", err)
 	}
 }
+
+// TestReservedNames: nothing is created under cloudmount's own names,
+// which the mount never shows and a listing may take for leftovers.
+func TestReservedNames(t *testing.T) {
+	b, _ := newBackend(t)
+	put(t, b, "f", "x")
+	name := tempName(time.Unix(1, 0))
+	ctx := ctxT(t)
+	for op, err := range map[string]error{
+		"put": func() error {
+			_, err := b.Put(ctx, "d/"+name, strings.NewReader("x"), 1, backends.PutOptions{})
+			return err
+		}(),
+		"mkdir":   b.Mkdir(ctx, name),
+		"rename":  b.Rename(ctx, "f", name, true),
+		"symlink": func() error { _, err := b.Symlink(ctx, "f", ProbePrefix+"x"); return err }(),
+	} {
+		if !errors.Is(err, backends.ErrPermission) {
+			t.Errorf("%s under a reserved name: %v, want ErrPermission", op, err)
+		}
+	}
+	if got := readAll(t, b, "f", 0, -1); got != "x" {
+		t.Errorf("f holds %q", got)
+	}
+}

@@ -235,6 +235,9 @@ func (b *Backend) Mkdir(ctx context.Context, p string) error {
 	if p == "" {
 		return &OpError{Op: "mkdir", Path: p, Kind: backends.ErrExist}
 	}
+	if err := reserved("mkdir", p); err != nil {
+		return err
+	}
 	s, err := b.session(ctx, weightCall)
 	if err != nil {
 		return fmt.Errorf("mkdir %s: %w", display(p), err)

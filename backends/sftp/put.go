@@ -18,15 +18,17 @@ import (
 	"github.com/cloudmount/cloudmount/backends"
 )
 
-// Put stores the file at p from r: it writes a temporary file
-// (tempName, in the same directory, never listed),
-// sets its mode and mtime from opts.Meta (a replaced file keeps its mode
-// when opts.Meta has none), then renames it over p: readers see the old
-// content or the new one, never a part (atomically where the server has
-// posix-rename@openssh.com). The temporary file is removed on every failure.
+// Put stores the file at p from r: it writes a temporary file (tempName,
+// in the same directory, never listed), sets its mode and mtime from
+// opts.Meta (a replaced file keeps its mode when opts.Meta has none), then
+// renames it over p: readers see the old content or the new one, never a
+// part (atomically where the server has posix-rename@openssh.com). The
+// temporary file is removed on every failure.
 //
 // Conditions are checked twice: before the upload, so that a refused one
-// sends nothing, and again right before the rename. SFTP has no
+// sends nothing (except for a small file with its mode, up to smallPut
+// bytes, where the round trip costs more), and again right before the
+// rename. SFTP has no
 // conditional rename, so a change another client makes between that last
 // check and the rename (one round trip) is not seen, and is replaced.
 // IfNoneMatch renames with SSH_FXP_RENAME, which OpenSSH refuses for an
@@ -40,8 +42,8 @@ func (b *Backend) Put(ctx context.Context, p string, r io.Reader, size int64, op
 	if p == "" {
 		return backends.Entry{}, &OpError{Op: "put", Path: p, Kind: backends.ErrIsDir}
 	}
-	if hidden(path.Base(p)) {
-		return backends.Entry{}, &OpError{Op: "put", Path: p, Kind: backends.ErrPermission, Err: errors.New("the name is reserved for cloudmount's temporary files")}
+	if err := reserved("put", p); err != nil {
+		return backends.Entry{}, err
 	}
 	s, err := b.session(ctx, weightStream)
 	if err != nil {

@@ -25,6 +25,9 @@ func (b *Backend) Rename(ctx context.Context, from, to string, overwrite bool) e
 	if from == "" || to == "" {
 		return backends.Describe(backends.ErrPermission, "rename %s to %s: cannot move the root of the mount", display(from), display(to))
 	}
+	if err := reserved("rename", to); err != nil {
+		return err
+	}
 	s, err := b.session(ctx, weightCall)
 	if err != nil {
 		return fmt.Errorf("rename %s: %w", display(from), err)
