@@ -103,9 +103,10 @@ func testSFTPHostKeys(t *testing.T, e *sftpEnv) {
 // testSFTPAuth logs in every way a user can: a key given with --identity,
 // a key in ssh-agent, the password from the secrets file or from
 // CLOUDMOUNT_PASSWORD, an encrypted key whose passphrase is the source's
-// secret. sshd's log must show the method. A wrong password, a wrong
-// passphrase or no credentials at all fail with a message that says what
-// is wrong, and nothing is mounted.
+// secret (keyed by URL or by mountpoint) or is typed at the terminal.
+// sshd's log must show the method. A wrong password, a wrong passphrase
+// or no credentials at all fail with a message that says what is wrong,
+// and nothing is mounted.
 func testSFTPAuth(t *testing.T, e *sftpEnv) {
 	srv := e.server(t)
 	// works mounts with o, writes a file through the mount and checks that
@@ -172,6 +173,54 @@ func testSFTPAuth(t *testing.T, e *sftpEnv) {
 		works(t, sftpMountOptions{Identities: []string{encKey}, Secret: passphrase}, "publickey")
 	})
 
+	t.Run("encrypted key, passphrase by mountpoint", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "mnt")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		works(t, sftpMountOptions{Identities: []string{encKey}, Secret: passphrase, SecretURL: dir, Dir: dir}, "publickey")
+	})
+
+	// No secret: the mount command asks on its terminal, and asks again
+	// after a wrong answer, as ssh does. The daemon (which has no
+	// terminal) logs in with what was typed: never in its argv,
+	// environment or log.
+	t.Run("encrypted key, passphrase typed", func(t *testing.T) {
+		o := sftpMountOptions{Identities: []string{encKey}, Terminal: []string{"not-" + passphrase, passphrase}}
+		m, out, err := tryMountSFTP(t, e, srv, o)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		t.Logf("terminal:\n%s", out)
+		if n := strings.Count(out, "Enter passphrase for key "+encKey); n != 2 {
+			t.Errorf("the terminal shows %d prompts naming %s, want 2 (a wrong answer, then the right one):\n%s", n, encKey, out)
+		}
+		if !strings.Contains(out, "does not decrypt "+encKey) {
+			t.Errorf("a wrong passphrase was not called wrong:\n%s", out)
+		}
+		if strings.Contains(out, passphrase) {
+			t.Errorf("the terminal echoed the passphrase:\n%s", out)
+		}
+		for _, f := range []string{"cmdline", "environ"} {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", m.pid, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(b), passphrase) {
+				t.Errorf("the daemon's %s holds the passphrase", f)
+			}
+		}
+		data := []byte("written with a typed passphrase\n")
+		if err := os.WriteFile(m.Path("typed.txt"), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		m.Sync(t)
+		wantFile(t, srv.Path("typed.txt"), data)
+		if b, _ := os.ReadFile(m.LogFile); strings.Contains(string(b), passphrase) {
+			t.Errorf("the daemon's log holds the passphrase")
+		}
+	})
+
 	authFailure := regexp.MustCompile(`(?i)authenticat|password|permission denied|login`)
 	t.Run("wrong password", func(t *testing.T) {
 		out := wantMountFails(t, e, srv, sftpMountOptions{NoIdentity: true, Secret: "not-" + e.Password})
@@ -189,6 +238,21 @@ func testSFTPAuth(t *testing.T, e *sftpEnv) {
 		t.Logf("refused: %s", strings.TrimSpace(out))
 		if !strings.Contains(strings.ToLower(out), "passphrase") || !strings.Contains(out, encKey) {
 			t.Errorf("a wrong passphrase fails without naming the key and the passphrase:\n%s", out)
+		}
+	})
+
+	t.Run("wrong passphrase typed", func(t *testing.T) {
+		wrong := []string{"guess-1-" + passphrase, "guess-2-" + passphrase, "guess-3-" + passphrase}
+		out := wantMountFails(t, e, srv, sftpMountOptions{Identities: []string{encKey}, Terminal: wrong})
+		t.Logf("refused: %s", strings.TrimSpace(out))
+		if n := strings.Count(out, "Enter passphrase for key "+encKey); n != 3 {
+			t.Errorf("asked %d times, want 3:\n%s", n, out)
+		}
+		if !strings.Contains(out, "passphrase of the key "+encKey+" is wrong") {
+			t.Errorf("three wrong passphrases fail without naming the key:\n%s", out)
+		}
+		if strings.Contains(out, passphrase) {
+			t.Errorf("the output holds a passphrase:\n%s", out)
 		}
 	})
 

@@ -148,6 +148,9 @@ type sftpMountOptions struct {
 	Args []string
 	// Foreground adds -f; the daemon is the child the harness started.
 	Foreground bool
+	// Terminal runs the command on a pseudo-terminal that types the next
+	// of these answers at each passphrase prompt; nil: no terminal.
+	Terminal []string
 	// Dir and CacheDir are the mountpoint and the cache directory; "":
 	// fresh ones.
 	Dir, CacheDir string
@@ -221,6 +224,10 @@ func tryMountSFTP(t *testing.T, e *sftpEnv, srv *Server, o sftpMountOptions) (*M
 	m.env = append(homeEnv(o.Home, "SSH_AUTH_SOCK="), o.Env...)
 	cmd := exec.Command(binPath, args...)
 	cmd.Env = m.env
+	if o.Terminal != nil {
+		out, err := m.runMountCmdTTY(t, cmd, binPath+" "+strings.Join(args, " "), "passphrase for key", o.Terminal)
+		return m, out, err
+	}
 	out, err := m.runMountCmd(t, cmd, binPath+" "+strings.Join(args, " "))
 	return m, out, err
 }

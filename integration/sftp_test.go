@@ -31,10 +31,12 @@ func TestSFTP(t *testing.T) {
 		{"Hashes", testSFTPHashes},
 		{"HostKeys", testSFTPHostKeys},
 		{"Auth", testSFTPAuth},
+		{"Jump", testSFTPJump},
 		{"Conflict", testSFTPConflict},
 		{"Rsync", testSFTPRsync},
 		{"POSIX", testSFTPPOSIX},
 		{"Fstab", testSFTPFstab},
+		{"Leftovers", testSFTPLeftovers},
 		// Last: it kills and restarts the shared sshd.
 		{"DeadLink", testSFTPDeadLink},
 	} {

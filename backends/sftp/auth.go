@@ -29,6 +29,7 @@ type authenticator struct {
 	defaults    []string // ~/.ssh/id_*
 	password    func() (string, error)
 	passphrase  func(keyFile string) (string, error)
+	tries       int // Config.PassphraseTries, at least 1
 
 	mu   sync.Mutex          // protects keys
 	keys map[string]*keyFile // by path
@@ -42,7 +43,13 @@ type keyFile struct {
 	signer ssh.Signer
 	// problem says why the file is not offered ("" if it is).
 	problem string
+	// unlockedWith is the passphrase that decrypted signer, for Unlock;
+	// "" for a key that was not encrypted.
+	unlockedWith string
 }
+
+// encrypted reports whether kf is offered but still needs its passphrase.
+func (kf *keyFile) encrypted() bool { return kf.signer == nil && kf.pub != nil && kf.problem == "" }
 
 // attempt records one login, for the error message when it fails. It never
 // holds a secret.
@@ -255,18 +262,27 @@ func (au *authenticator) decrypt(kf *keyFile, data []byte) error {
 			return fmt.Errorf("cannot read the key file %s (%v)", kf.path, unwrapPathError(err))
 		}
 	}
-	pass, err := au.passphrase(kf.path)
-	if err != nil {
-		return fmt.Errorf("no passphrase for the key %s (%v)", kf.path, err)
+	var (
+		signer ssh.Signer
+		pass   string
+		err    error
+	)
+	for range max(au.tries, 1) {
+		if pass, err = au.passphrase(kf.path); err != nil {
+			return fmt.Errorf("no passphrase for the key %s (%v)", kf.path, err)
+		}
+		if signer, err = ssh.ParsePrivateKeyWithPassphrase(data, []byte(pass)); err == nil {
+			break
+		}
 	}
-	signer, err := ssh.ParsePrivateKeyWithPassphrase(data, []byte(pass))
 	if err != nil {
+		// Never the passphrase itself, nor x/crypto's words for it.
 		return fmt.Errorf("the passphrase of the key %s is wrong, or the key does not parse", kf.path)
 	}
 	if kf.pub != nil && string(kf.pub.Marshal()) != string(signer.PublicKey().Marshal()) {
 		return fmt.Errorf("the key %s does not match its public key %s.pub", kf.path, kf.path)
 	}
-	kf.signer, kf.pub = signer, signer.PublicKey()
+	kf.signer, kf.pub, kf.unlockedWith = signer, signer.PublicKey(), pass
 	return nil
 }
 
@@ -341,7 +357,11 @@ func (att *attempt) describe(e *endpoint, passwordConfigured bool) string {
 	if att.password {
 		tried = append(tried, "the password")
 	}
-	msg := fmt.Sprintf("authentication failed: the server %s refused user %q", e.addr(), e.user)
+	who := "the server " + e.addr()
+	if e.jump {
+		who = e.label()
+	}
+	msg := fmt.Sprintf("authentication failed: %s refused user %q", who, e.user)
 	if len(tried) == 0 {
 		msg += "; there was no key and no password to offer"
 		if !passwordConfigured {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
@@ -79,6 +80,7 @@ func TestAuthEncryptedKey(t *testing.T) {
 	file := filepath.Join(c.home, ".ssh", "id_ed25519")
 	writeKey(t, file, priv, "sesame")
 	cfg := c.config(s)
+	forEncryptedKeys(&cfg)
 	cfg.Password = nil
 
 	// without a passphrase source: skipped, and the error says so
@@ -115,6 +117,7 @@ func TestAuthEncryptedKeyNotAcceptedNotDecrypted(t *testing.T) {
 	priv, _ := newKey(t)
 	writeKey(t, filepath.Join(c.home, ".ssh", "id_ed25519"), priv, "sesame")
 	cfg := c.config(s)
+	forEncryptedKeys(&cfg)
 	cfg.Passphrase = func(string) (string, error) {
 		t.Error("passphrase asked for a key the server does not accept")
 		return "sesame", nil
@@ -286,6 +289,7 @@ func TestAuthWrongPassphrase(t *testing.T) {
 	writeKey(t, file, priv, "sesame")
 	for _, withPassword := range []bool{false, true} {
 		cfg := c.config(s)
+		forEncryptedKeys(&cfg)
 		cfg.IdentityFiles = []string{file}
 		cfg.Passphrase = func(string) (string, error) { return "wrong", nil }
 		if withPassword {
@@ -299,3 +303,7 @@ func TestAuthWrongPassphrase(t *testing.T) {
 		}
 	}
 }
+
+// forEncryptedKeys gives cfg a deadline for a login that decrypts an
+// OpenSSH key: its bcrypt KDF takes seconds under -race on a busy machine.
+func forEncryptedKeys(cfg *Config) { cfg.Timeout = time.Minute }

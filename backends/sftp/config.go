@@ -38,6 +38,10 @@ type Config struct {
 	// and a wrong passphrase is not asked for again. nil: encrypted keys
 	// are skipped (and the authentication error says so).
 	Passphrase func(keyFile string) (string, error)
+	// PassphraseTries is how often Passphrase is asked for one key when
+	// the answer does not decrypt it (default 1; a prompt on a terminal
+	// may allow a few, as ssh does).
+	PassphraseTries int
 	// KnownHostsFile holds the trusted host keys; "": HomeDir/.ssh/known_hosts.
 	KnownHostsFile string
 	// AcceptNewHostKey adds the key of an unknown host to KnownHostsFile
@@ -60,6 +64,11 @@ type Config struct {
 	// KeepAlive is the interval of SSH keep-alives (default 10s); a
 	// connection that misses three is dead.
 	KeepAlive time.Duration
+	// LeftoverAge is how old cloudmount's temporary files (uploads cut
+	// off by a killed mount) must be before a listing of their directory
+	// removes them; 0: DefaultLeftoverAge. Running uploads of other
+	// mounts are never taken for leftovers.
+	LeftoverAge time.Duration
 	// Logger receives the backend's logs; nil: slog.Default().
 	Logger *slog.Logger
 	// Dial opens the TCP connection; nil: a net.Dialer. For tests and the

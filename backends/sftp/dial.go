@@ -26,7 +26,7 @@ var connIDs atomic.Int64
 // connect opens one SSH connection to the server, through the ProxyJump
 // hops if any, and starts SFTP on it. Its errors are meant for the user.
 func (b *Backend) connect(ctx context.Context) (*conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	ctx, cancel := context.WithTimeout(ctx, b.timeout+b.promptTime)
 	defer cancel()
 	var chain []*ssh.Client
 	closeChain := func() {
@@ -77,6 +77,10 @@ func (b *Backend) dialTCP(ctx context.Context, via *ssh.Client, e *endpoint) (ne
 		nc  net.Conn
 		err error
 	)
+	// Each dial has the call's deadline, also where the login may wait
+	// for a person (promptTime).
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
 	switch {
 	case via != nil:
 		nc, err = via.DialContext(ctx, "tcp", e.addr())
@@ -94,7 +98,7 @@ func (b *Backend) dialTCP(ctx context.Context, via *ssh.Client, e *endpoint) (ne
 
 // dialError explains a failed TCP connection.
 func dialError(e *endpoint, viaJump bool, err error, timeout time.Duration) error {
-	where := e.addr()
+	where := e.label()
 	if e.alias != e.hostName {
 		where += " (" + e.alias + ")"
 	}
@@ -157,7 +161,7 @@ func (b *Backend) handshake(ctx context.Context, nc net.Conn, e *endpoint, targe
 		if check.failure != nil {
 			return nil, check.failure
 		}
-		return nil, backends.Describe(backends.ErrUnavailable, "%s did not complete the SSH handshake within %s", e.addr(), b.timeout)
+		return nil, backends.Describe(backends.ErrUnavailable, "%s did not complete the SSH handshake within %s", e.label(), b.timeout)
 	}
 	if r.err != nil {
 		return nil, b.handshakeError(e, check, att, r.err)
@@ -183,9 +187,9 @@ func (b *Backend) handshakeError(e *endpoint, check *hostCheck, att *attempt, er
 		strings.Contains(msg, "unexpected message type 51"):
 		return backends.Describe(backends.ErrAuth, "%s", att.describe(e, b.auth.password != nil))
 	case isConnError(err):
-		return backends.Describe(backends.ErrUnavailable, "the SSH handshake with %s failed: %v", e.addr(), err)
+		return backends.Describe(backends.ErrUnavailable, "the SSH handshake with %s failed: %v", e.label(), err)
 	}
-	return backends.Describe(backends.ErrProtocol, "the SSH handshake with %s failed: %v", e.addr(), err)
+	return backends.Describe(backends.ErrProtocol, "the SSH handshake with %s failed: %v", e.label(), err)
 }
 
 // startSFTP opens the sftp subsystem on c.ssh, bounded by ctx. The session

@@ -1,7 +1,9 @@
 package sftp
 
 import (
+	"errors"
 	"os"
+	"path"
 	"strings"
 
 	"github.com/pkg/sftp"
@@ -20,6 +22,15 @@ const (
 // hidden reports whether a name is one of cloudmount's own files.
 func hidden(name string) bool {
 	return strings.HasPrefix(name, UploadPrefix) || strings.HasPrefix(name, ProbePrefix)
+}
+
+// reserved refuses to create p (op) under one of cloudmount's own names:
+// it would not be shown, and could be taken for a leftover and removed.
+func reserved(op, p string) error {
+	if p != "" && hidden(path.Base(p)) {
+		return &OpError{Op: op, Path: p, Kind: backends.ErrPermission, Err: errors.New("the name is reserved for cloudmount's temporary files")}
+	}
+	return nil
 }
 
 // fileKind is what an SFTP attribute block describes.

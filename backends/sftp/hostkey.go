@@ -116,6 +116,7 @@ func hostKeyAlgorithms(known []knownhosts.KnownKey) []string {
 type hostCheck struct {
 	h       *hostKeys
 	addr    string // "host:port" as in known_hosts
+	jump    bool   // the host is a ProxyJump hop
 	db      ssh.HostKeyCallback
 	known   []knownhosts.KnownKey
 	failure error
@@ -127,7 +128,7 @@ func (h *hostKeys) check(e *endpoint) (*hostCheck, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &hostCheck{h: h, addr: e.addr(), db: db}
+	c := &hostCheck{h: h, addr: e.addr(), jump: e.jump, db: db}
 	c.known = knownKeys(db, c.addr)
 	return c, nil
 }
@@ -146,7 +147,7 @@ func (c *hostCheck) callback(_ string, remote net.Addr, key ssh.PublicKey) error
 	case errors.As(err, &re):
 		c.failure = backends.Describe(backends.ErrAuth,
 			"the host key of %s (%s %s) is marked @revoked in %s line %d: refusing to connect",
-			c.host(), key.Type(), ssh.FingerprintSHA256(key), re.Revoked.Filename, re.Revoked.Line)
+			c.who(), key.Type(), ssh.FingerprintSHA256(key), re.Revoked.Filename, re.Revoked.Line)
 	case errors.As(err, &ke) && len(ke.Want) == 0:
 		if c.h.acceptNew {
 			c.failure = c.h.accept(c.addr, key)
@@ -159,13 +160,22 @@ func (c *hostCheck) callback(_ string, remote net.Addr, key ssh.PublicKey) error
 	case errors.As(err, &ke):
 		c.failure = c.changed(key, ke.Want)
 	default:
-		c.failure = backends.Describe(backends.ErrAuth, "checking the host key of %s: %v", c.host(), err)
+		c.failure = backends.Describe(backends.ErrAuth, "checking the host key of %s: %v", c.who(), err)
 	}
 	return c.failure
 }
 
 // host names the server as known_hosts does: "name" or "[name]:port".
 func (c *hostCheck) host() string { return knownhosts.Normalize(c.addr) }
+
+// who names the server in messages: host(), with "the ProxyJump host"
+// before it for a hop.
+func (c *hostCheck) who() string {
+	if c.jump {
+		return "the ProxyJump host " + c.host()
+	}
+	return c.host()
+}
 
 func (c *hostCheck) unknown(key ssh.PublicKey) error {
 	host, port, _ := net.SplitHostPort(c.addr)
@@ -177,7 +187,7 @@ func (c *hostCheck) unknown(key ssh.PublicKey) error {
 		"the host key of %s is not known: the server offers %s key %s. "+
 			"Check it with the server's administrator; then add it to %s "+
 			"(`%s`, or connect once with ssh), or mount once with -o accept_new_host_key",
-		c.host(), key.Type(), ssh.FingerprintSHA256(key), c.h.file, scan)
+		c.who(), key.Type(), ssh.FingerprintSHA256(key), c.h.file, scan)
 }
 
 func (c *hostCheck) changed(key ssh.PublicKey, want []knownhosts.KnownKey) error {
@@ -187,7 +197,7 @@ func (c *hostCheck) changed(key ssh.PublicKey, want []knownhosts.KnownKey) error
 			"Someone may be intercepting the connection (a man-in-the-middle attack), or the server's key was replaced. "+
 			"Refusing to connect. If the change is expected (ask the server's administrator), "+
 			"remove the old line %d of %s (`ssh-keygen -R %s`) and connect again",
-		c.host(), key.Type(), ssh.FingerprintSHA256(key), w.Filename, w.Line, w.Key.Type(),
+		c.who(), key.Type(), ssh.FingerprintSHA256(key), w.Filename, w.Line, w.Key.Type(),
 		ssh.FingerprintSHA256(w.Key), w.Line, w.Filename, c.host())
 }
 
@@ -202,7 +212,7 @@ func (c *hostCheck) noCommonAlgorithm() error {
 		"the host key of %s has CHANGED: the server offers no key of the types known for it: %s. "+
 			"Someone may be intercepting the connection, or the server's keys were replaced. Refusing to connect. "+
 			"If the change is expected, remove the old lines (`ssh-keygen -R %s`) and connect again",
-		c.host(), strings.Join(types, ", "), c.host())
+		c.who(), strings.Join(types, ", "), c.host())
 }
 
 // accept adds key as the key of addr to the user's known_hosts file, if

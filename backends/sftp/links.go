@@ -17,6 +17,9 @@ func (b *Backend) Symlink(ctx context.Context, target, p string) (backends.Entry
 	if p == "" {
 		return backends.Entry{}, &OpError{Op: "symlink", Path: p, Kind: backends.ErrExist}
 	}
+	if err := reserved("symlink", p); err != nil {
+		return backends.Entry{}, err
+	}
 	if target == "" || strings.IndexByte(target, 0) >= 0 {
 		return backends.Entry{}, fmt.Errorf("symlink %s: the target %q cannot be stored", display(p), target)
 	}
@@ -45,6 +48,9 @@ func (b *Backend) Symlink(ctx context.Context, target, p string) (backends.Entry
 // (hardlink@openssh.com); ErrUnsupported where the server lacks it.
 func (b *Backend) Link(ctx context.Context, oldPath, newPath string) (backends.Entry, error) {
 	oldPath, newPath = cleanPath(oldPath), cleanPath(newPath)
+	if err := reserved("link", newPath); err != nil {
+		return backends.Entry{}, err
+	}
 	if !b.hardlink {
 		return backends.Entry{}, backends.Describe(backends.ErrUnsupported, "link %s: %s has no hard links (no hardlink@openssh.com)", display(newPath), b.hostPort)
 	}

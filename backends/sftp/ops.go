@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"sync"
+	"time"
 
 	"github.com/pkg/sftp"
 
@@ -141,7 +142,11 @@ func (b *Backend) List(ctx context.Context, p string) ([]backends.Entry, error) 
 			display(p), len(fis), MaxListingEntries)
 	}
 	entries := make([]backends.Entry, 0, len(fis))
-	var links []int
+	var (
+		links     []int
+		leftovers []string
+		now       = time.Now()
+	)
 	for _, fi := range fis {
 		name := fi.Name()
 		if name == "." || name == ".." {
@@ -153,6 +158,9 @@ func (b *Backend) List(ctx context.Context, p string) ([]backends.Entry, error) 
 			continue
 		}
 		if hidden(name) {
+			if isLeftover(name, fi.ModTime(), now, b.leftoverAge) {
+				leftovers = append(leftovers, name)
+			}
 			continue
 		}
 		k := kindOf(fi)
@@ -170,6 +178,9 @@ func (b *Backend) List(ctx context.Context, p string) ([]backends.Entry, error) 
 		if err := b.readLinks(s, p, entries, links); err != nil {
 			return nil, err
 		}
+	}
+	if len(leftovers) > 0 {
+		b.sweepLeftovers(p, leftovers)
 	}
 	return entries, nil
 }
@@ -224,6 +235,9 @@ func (b *Backend) Mkdir(ctx context.Context, p string) error {
 	if p == "" {
 		return &OpError{Op: "mkdir", Path: p, Kind: backends.ErrExist}
 	}
+	if err := reserved("mkdir", p); err != nil {
+		return err
+	}
 	s, err := b.session(ctx, weightCall)
 	if err != nil {
 		return fmt.Errorf("mkdir %s: %w", display(p), err)
@@ -274,7 +288,21 @@ func (b *Backend) Remove(ctx context.Context, p string) error {
 	err = opError("rmdir", p, err)
 	if isFailure(err) {
 		// OpenSSH says only "failure" for ENOTEMPTY.
-		if empty, lerr := b.isEmptyDir(s, p); lerr == nil && !empty {
+		empty, leftovers, lerr := b.isEmptyDir(s, p)
+		if lerr == nil && !empty && leftovers != nil {
+			// The directory looks empty in the mount: only leftovers of
+			// killed mounts' uploads are in it. They go, then it does.
+			for _, n := range leftovers {
+				rm := b.remote(path.Join(p, n))
+				if err := s.do(func(c *sftp.Client) error { return c.Remove(rm) }); err != nil && !errors.Is(classify(err), backends.ErrNotFound) {
+					return &OpError{Op: "rmdir", Path: p, Kind: backends.ErrNotEmpty}
+				}
+				b.log.Info("sftp: removed the temporary file of an upload cut off long ago (a mount killed mid-upload)",
+					"server", b.hostPort, backends.NameAttr("path", path.Join(p, n)))
+			}
+			return opError("rmdir", p, s.do(func(c *sftp.Client) error { return c.RemoveDirectory(b.remote(p)) }))
+		}
+		if lerr == nil && !empty {
 			return &OpError{Op: "rmdir", Path: p, Kind: backends.ErrNotEmpty}
 		}
 	}
@@ -282,20 +310,33 @@ func (b *Backend) Remove(ctx context.Context, p string) error {
 }
 
 // isEmptyDir lists p (including cloudmount's hidden files, which count).
-func (b *Backend) isEmptyDir(s *session, p string) (bool, error) {
+// When p holds nothing but leftovers (isLeftover), they are returned.
+func (b *Backend) isEmptyDir(s *session, p string) (empty bool, leftovers []string, err error) {
 	var fis []os.FileInfo
-	err := s.transfer(func(c *sftp.Client) error {
+	err = s.transfer(func(c *sftp.Client) error {
 		var err error
 		fis, err = c.ReadDir(b.remote(p))
 		return err
 	}, nil)
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
+	now := time.Now()
+	empty = true
+	onlyLeftovers := true
 	for _, fi := range fis {
-		if fi.Name() != "." && fi.Name() != ".." {
-			return false, nil
+		if fi.Name() == "." || fi.Name() == ".." {
+			continue
+		}
+		empty = false
+		if isLeftover(fi.Name(), fi.ModTime(), now, b.leftoverAge) {
+			leftovers = append(leftovers, fi.Name())
+		} else {
+			onlyLeftovers = false
 		}
 	}
-	return true, nil
+	if !onlyLeftovers {
+		leftovers = nil
+	}
+	return empty, leftovers, nil
 }

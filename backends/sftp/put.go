@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,15 +18,17 @@ import (
 	"github.com/cloudmount/cloudmount/backends"
 )
 
-// Put stores the file at p from r: it writes a temporary file
-// (UploadPrefix plus a random name, in the same directory, never listed),
-// sets its mode and mtime from opts.Meta (a replaced file keeps its mode
-// when opts.Meta has none), then renames it over p: readers see the old
-// content or the new one, never a part (atomically where the server has
-// posix-rename@openssh.com). The temporary file is removed on every failure.
+// Put stores the file at p from r: it writes a temporary file (tempName,
+// in the same directory, never listed), sets its mode and mtime from
+// opts.Meta (a replaced file keeps its mode when opts.Meta has none), then
+// renames it over p: readers see the old content or the new one, never a
+// part (atomically where the server has posix-rename@openssh.com). The
+// temporary file is removed on every failure.
 //
 // Conditions are checked twice: before the upload, so that a refused one
-// sends nothing, and again right before the rename. SFTP has no
+// sends nothing (except for a small file with its mode, up to smallPut
+// bytes, where the round trip costs more), and again right before the
+// rename. SFTP has no
 // conditional rename, so a change another client makes between that last
 // check and the rename (one round trip) is not seen, and is replaced.
 // IfNoneMatch renames with SSH_FXP_RENAME, which OpenSSH refuses for an
@@ -39,15 +42,19 @@ func (b *Backend) Put(ctx context.Context, p string, r io.Reader, size int64, op
 	if p == "" {
 		return backends.Entry{}, &OpError{Op: "put", Path: p, Kind: backends.ErrIsDir}
 	}
-	if hidden(path.Base(p)) {
-		return backends.Entry{}, &OpError{Op: "put", Path: p, Kind: backends.ErrPermission, Err: errors.New("the name is reserved for cloudmount's temporary files")}
+	if err := reserved("put", p); err != nil {
+		return backends.Entry{}, err
 	}
 	s, err := b.session(ctx, weightStream)
 	if err != nil {
 		return backends.Entry{}, fmt.Errorf("put %s: %w", display(p), err)
 	}
-	tmp := path.Join(path.Dir("/" + p)[1:], UploadPrefix+randomName())
-	var created atomic.Bool
+	start := time.Now()
+	tmp := path.Join(path.Dir("/" + p)[1:], tempName(start))
+	var (
+		created atomic.Bool
+		open    *sftp.File // the temporary file, written, to close
+	)
 	defer func() {
 		if err == nil {
 			s.end(nil)
@@ -56,18 +63,29 @@ func (b *Backend) Put(ctx context.Context, p string, r io.Reader, size int64, op
 		// After the session's calls are over: one the caller left may
 		// still be creating the file.
 		s.end(func() {
+			if open != nil {
+				_ = open.Close() // a transfer its caller left, which wrote all
+			}
 			if created.Load() {
 				b.removeTemp(ctx, tmp)
 			}
 		})
 	}()
 
-	old, existed, err := b.exists(s, p)
-	if err != nil {
-		return backends.Entry{}, err
-	}
-	if err := checkPut(p, old, existed, opts); err != nil {
-		return backends.Entry{}, err
+	// A small new version with its mode skips the check before it: the
+	// one right before the rename decides, and sending a file that is
+	// then refused costs less than the round trip every upload would pay.
+	var (
+		old     backends.Entry
+		existed bool
+	)
+	if size < 0 || size > smallPut || opts.Meta.Mode == nil || opts.InPlace {
+		if old, existed, err = b.exists(s, p); err != nil {
+			return backends.Entry{}, err
+		}
+		if err := checkPut(p, old, existed, opts); err != nil {
+			return backends.Entry{}, err
+		}
 	}
 
 	inPlace := opts.InPlace && existed && old.Meta.Type == ""
@@ -99,7 +117,15 @@ func (b *Backend) Put(ctx context.Context, p string, r io.Reader, size int64, op
 			// others on the server, not even while it uploads.
 			modeSet.Store(f.Chmod(*mode&0o7777) == nil)
 		}
-		return b.write(f, src, size)
+		err = b.write(f, src, size)
+		if err != nil || inPlace {
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			return err
+		}
+		open = f
+		return nil
 	}, src.reading.Load)
 	if serr := src.failure(); serr != nil {
 		return backends.Entry{}, fmt.Errorf("put %s: reading the data to upload: %w", display(p), serr)
@@ -125,13 +151,33 @@ func (b *Backend) Put(ctx context.Context, p string, r io.Reader, size int64, op
 	if inPlace {
 		return b.putResult(s, p, b.setMeta(s, p, p, mode, opts.Meta.MTime))
 	}
-	metaErr := b.setMeta(s, tmp, p, mode, opts.Meta.MTime)
-
-	// The second check, as late as SFTP allows.
-	if opts.IfMatch != "" || opts.IfNoneMatch {
-		old, existed, err = b.exists(s, p)
-		if err != nil {
-			return backends.Entry{}, err
+	// An upload older than half the leftover age sets its mtime after
+	// the rename: an old mtime on a temporary file that old would make it
+	// a leftover to other mounts (isLeftover).
+	late := time.Since(start) > b.leftoverAge/2
+	// Closing the file, setting its metadata and the second check of the
+	// conditions, as late as SFTP allows, are independent: one round trip
+	// for the three.
+	var (
+		wg                 sync.WaitGroup
+		closeErr, checkErr error
+		metaErr            error
+		check              = opts.IfMatch != "" || opts.IfNoneMatch
+	)
+	wg.Go(func() { closeErr = s.do(func(*sftp.Client) error { return open.Close() }) })
+	if !late {
+		wg.Go(func() { metaErr = b.setMeta(s, tmp, p, mode, opts.Meta.MTime) })
+	}
+	if check {
+		wg.Go(func() { old, existed, checkErr = b.exists(s, p) })
+	}
+	wg.Wait()
+	if closeErr != nil {
+		return backends.Entry{}, opError("put", p, closeErr)
+	}
+	if check {
+		if checkErr != nil {
+			return backends.Entry{}, checkErr
 		}
 		if err := checkPut(p, old, existed, opts); err != nil {
 			return backends.Entry{}, err
@@ -154,10 +200,16 @@ func (b *Backend) Put(ctx context.Context, p string, r io.Reader, size int64, op
 		}
 		return backends.Entry{}, err
 	}
+	if late {
+		metaErr = b.setMeta(s, p, p, mode, opts.Meta.MTime)
+	}
 	return b.putResult(s, p, metaErr)
 }
 
-// write copies size bytes of src (-1: all of it) into f and closes it.
+// smallPut is the largest upload that skips the check before it (Put).
+const smallPut = 1 << 20
+
+// write copies size bytes of src (-1: all of it) into f.
 func (b *Backend) write(f *sftp.File, src *source, size int64) error {
 	var (
 		n   int64
@@ -169,9 +221,6 @@ func (b *Backend) write(f *sftp.File, src *source, size int64) error {
 		n, err = f.ReadFrom(&io.LimitedReader{R: src, N: size})
 	} else {
 		n, err = f.ReadFrom(src)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
 	}
 	if err == nil && size >= 0 && src.failure() == nil {
 		if n < size {

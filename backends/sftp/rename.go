@@ -25,6 +25,9 @@ func (b *Backend) Rename(ctx context.Context, from, to string, overwrite bool) e
 	if from == "" || to == "" {
 		return backends.Describe(backends.ErrPermission, "rename %s to %s: cannot move the root of the mount", display(from), display(to))
 	}
+	if err := reserved("rename", to); err != nil {
+		return err
+	}
 	s, err := b.session(ctx, weightCall)
 	if err != nil {
 		return fmt.Errorf("rename %s: %w", display(from), err)
@@ -84,7 +87,7 @@ func (b *Backend) renameOver(s *session, from, to string, err error) error {
 		return err
 	}
 	if dst.IsDir {
-		if empty, lerr := b.isEmptyDir(s, to); lerr != nil || !empty {
+		if empty, _, lerr := b.isEmptyDir(s, to); lerr != nil || !empty {
 			return err
 		}
 		if rerr := s.do(func(c *sftp.Client) error { return c.RemoveDirectory(b.remote(to)) }); rerr != nil {
@@ -129,7 +132,7 @@ func (b *Backend) renameError(s *session, from, to string, overwrite bool, err e
 	case !dst.IsDir && src.IsDir:
 		return &OpError{Op: "rename", Path: from, Kind: backends.ErrNotDir, Err: fmt.Errorf("%s is not a directory", display(to))}
 	case dst.IsDir:
-		if empty, lerr := b.isEmptyDir(s, to); lerr == nil && !empty {
+		if empty, _, lerr := b.isEmptyDir(s, to); lerr == nil && !empty {
 			return &OpError{Op: "rename", Path: from, Kind: backends.ErrNotEmpty, Err: fmt.Errorf("%s is not empty", display(to))}
 		}
 	}

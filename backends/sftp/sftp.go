@@ -39,6 +39,10 @@ type Backend struct {
 	pool     *pool
 
 	keepAlive time.Duration
+	poolSize  int
+	// promptTime is how much longer a login may take because a person
+	// answers a prompt meanwhile (Unlock); 0 for the daemon's logins.
+	promptTime time.Duration
 
 	// Found on the first connection.
 	posixRename bool // posix-rename@openssh.com
@@ -52,6 +56,10 @@ type Backend struct {
 
 	orphansMu sync.Mutex      // protects orphans
 	orphans   map[string]bool // temporary files to remove once connected again
+
+	leftoverAge time.Duration   // Config.LeftoverAge
+	sweptMu     sync.Mutex      // protects swept
+	swept       map[string]bool // leftovers removed or tried, by path
 }
 
 var (
@@ -69,6 +77,38 @@ var (
 // the server is unreachable, and resolves Config.Path to an absolute
 // directory. Further connections of the pool are opened when needed.
 func New(ctx context.Context, cfg Config) (*Backend, error) {
+	b, err := prepare(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c, err := b.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b.pool = newPool(b.poolSize, b.timeout, b.hostPort, b.log, b.connect)
+	b.pool.onConnect = b.cleanOrphans
+	b.pool.mu.Lock()
+	b.pool.add(c)
+	b.pool.mu.Unlock()
+	_, b.posixRename = c.sftp.HasExtension("posix-rename@openssh.com")
+	_, b.hardlink = c.sftp.HasExtension("hardlink@openssh.com")
+	_, b.statvfs = c.sftp.HasExtension("statvfs@openssh.com")
+
+	if err := b.resolveRoot(ctx, cfg.Path); err != nil {
+		b.pool.close()
+		return nil, err
+	}
+	b.probeHash(ctx)
+	// The other connections, so that uploads have their own.
+	b.pool.fill()
+	b.log.Debug("sftp connected", "server", b.String(), "posix_rename", b.posixRename,
+		"hardlink", b.hardlink, "statvfs", b.statvfs, "sha256sum", b.canHash)
+	return b, nil
+}
+
+// prepare checks cfg and resolves it through the ssh config: the server,
+// the ProxyJump hops, the known hosts and the keys. It connects nowhere.
+func prepare(cfg Config) (*Backend, error) {
 	if !validHost(cfg.Host) {
 		return nil, fmt.Errorf("sftp: bad host name %q", cfg.Host)
 	}
@@ -82,12 +122,15 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if b.keepAlive <= 0 {
 		b.keepAlive = DefaultKeepAlive
 	}
+	if b.leftoverAge = cfg.LeftoverAge; b.leftoverAge <= 0 {
+		b.leftoverAge = DefaultLeftoverAge
+	}
 	if b.log == nil {
 		b.log = slog.Default()
 	}
-	size := cfg.Connections
-	if size <= 0 {
-		size = DefaultConnections
+	b.poolSize = cfg.Connections
+	if b.poolSize <= 0 {
+		b.poolSize = DefaultConnections
 	}
 	local := localUserName()
 	sc, err := loadSSHConfig(cfg.SSHConfigFile, cfg.HomeDir, local)
@@ -120,34 +163,12 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		agentSocket: cfg.AgentSocket,
 		password:    cfg.Password,
 		passphrase:  cfg.Passphrase,
+		tries:       cfg.PassphraseTries,
 		defaults:    defaultKeyFiles(cfg.HomeDir),
 	}
 	for _, f := range cfg.IdentityFiles {
 		b.auth.explicit = append(b.auth.explicit, sc.expand(f, b.target))
 	}
-
-	c, err := b.connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	b.pool = newPool(size, b.timeout, b.hostPort, b.log, b.connect)
-	b.pool.onConnect = b.cleanOrphans
-	b.pool.mu.Lock()
-	b.pool.add(c)
-	b.pool.mu.Unlock()
-	_, b.posixRename = c.sftp.HasExtension("posix-rename@openssh.com")
-	_, b.hardlink = c.sftp.HasExtension("hardlink@openssh.com")
-	_, b.statvfs = c.sftp.HasExtension("statvfs@openssh.com")
-
-	if err := b.resolveRoot(ctx, cfg.Path); err != nil {
-		b.pool.close()
-		return nil, err
-	}
-	b.probeHash(ctx)
-	// The other connections, so that uploads have their own.
-	b.pool.fill()
-	b.log.Debug("sftp connected", "server", b.String(), "posix_rename", b.posixRename,
-		"hardlink", b.hardlink, "statvfs", b.statvfs, "sha256sum", b.canHash)
 	return b, nil
 }
 

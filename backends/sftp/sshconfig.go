@@ -27,6 +27,17 @@ type endpoint struct {
 	identitiesOnly bool
 	// proxyJump is the ssh config's ProxyJump ("" or "none": direct).
 	proxyJump string
+	// jump: this is a ProxyJump hop, not the server of the mount.
+	jump bool
+}
+
+// label names e in messages: "host:port", with "the ProxyJump host"
+// before it for a hop.
+func (e *endpoint) label() string {
+	if e.jump {
+		return "the ProxyJump host " + e.addr()
+	}
+	return e.addr()
 }
 
 // addr is "host:port" for dialing and for known_hosts.
@@ -212,6 +223,7 @@ func (s *sshConfig) jumpHops(value string) ([]*endpoint, error) {
 		if err != nil {
 			return nil, err
 		}
+		e.jump = true
 		hops = append(hops, e)
 	}
 	return hops, nil

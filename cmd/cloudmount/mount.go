@@ -70,6 +70,11 @@ type sshSettings struct {
 	Config           string   `json:"config,omitempty"`       // ssh_config file, "none", or "" (the default)
 	Home             string   `json:"home,omitempty"`         // for ~/.ssh
 	AgentSocket      string   `json:"agent_socket,omitempty"` // SSH_AUTH_SOCK
+	// LeftoverAge is --leftover-age.
+	LeftoverAge time.Duration `json:"leftover_age,omitempty"`
+	// Passphrases were typed at the terminal for these key files: secrets,
+	// like Password.
+	Passphrases map[string]string `json:"passphrases,omitempty"`
 }
 
 // LogValue logs the settings without the password.
@@ -194,12 +199,14 @@ func resolveMount(f *mountFlags) (*mountConfig, error) {
 	} else if f.nodeDir != "" || f.nodeURL != "" || f.capFile != "" {
 		return nil, usageErrorf("--node-dir, --node-url and --capfile are for tahoe: sources")
 	}
+	prompt := lookup.Prompt
 	if src.Kind.name == "sftp" {
 		if err := resolveSSH(f, cfg); err != nil {
 			return nil, err
 		}
 		// Keys and the agent come first; a password is optional, from
-		// the environment, the secrets files or a password command.
+		// the environment, the secrets files or a password command. The
+		// terminal is asked for key passphrases only (unlockSSHKeys).
 		lookup.NetrcFile, lookup.Prompt, lookup.Optional = "", nil, true
 	} else if len(f.identities) > 0 || f.knownHosts != "" || f.acceptNewHostKey || f.sshConfig != "" {
 		return nil, usageErrorf("--identity, --known-hosts, --accept-new-host-key and --ssh-config are for sftp sources")
@@ -212,6 +219,11 @@ func resolveMount(f *mountFlags) (*mountConfig, error) {
 		creds.User = user
 	}
 	cfg.User, cfg.Password, cfg.PasswordFrom = creds.User, creds.Password, creds.From
+	if src.Kind.name == "sftp" {
+		if err := unlockSSHKeys(cfg, prompt, os.Stderr); err != nil {
+			return nil, err
+		}
+	}
 	cfg.FSName = fsName(src.URL, cfg.User)
 	if cfg.CacheDir == "" {
 		base, err := mountutil.CacheHome()
@@ -324,7 +336,8 @@ func resolveSSH(f *mountFlags, cfg *mountConfig) error {
 	if err != nil {
 		return fmt.Errorf("home directory (for ~/.ssh): %w", err)
 	}
-	cfg.SSH = sshSettings{Home: home, AcceptNewHostKey: f.acceptNewHostKey, AgentSocket: os.Getenv("SSH_AUTH_SOCK")}
+	cfg.SSH = sshSettings{Home: home, AcceptNewHostKey: f.acceptNewHostKey, AgentSocket: os.Getenv("SSH_AUTH_SOCK"),
+		LeftoverAge: time.Duration(f.leftoverAge)}
 	abs := func(name, v string) (string, error) {
 		if v == "" || v == "none" {
 			return v, nil

@@ -4,6 +4,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/cloudmount/cloudmount/backends/sftp"
 	"github.com/cloudmount/cloudmount/backends/webdav"
 	"github.com/cloudmount/cloudmount/cache"
 	"github.com/cloudmount/cloudmount/fs"
@@ -49,6 +50,7 @@ type mountFlags struct {
 	knownHosts         string
 	acceptNewHostKey   bool
 	sshConfig          string
+	leftoverAge        duration
 	nodeDir            string
 	nodeURL            string
 	capFile            string
@@ -124,6 +126,8 @@ func newMountFlagSet(f *mountFlags) *pflag.FlagSet {
 	flags.StringVar(&f.nodeURL, "node-url", "", "tahoe: the node's web API `URL` (default: from NODEDIR/node.url)")
 	flags.StringVar(&f.capFile, "capfile", "", "tahoe: read the directory capability from `FILE` (mode 0600; - for standard input) instead of an alias")
 	flags.StringVar(&f.sshConfig, "ssh-config", "", "sftp: OpenSSH client config `FILE` (default ~/.ssh/config; none: no config)")
+	f.leftoverAge = duration(sftp.DefaultLeftoverAge)
+	flags.Var(&f.leftoverAge, "leftover-age", "sftp: a listing removes temporary upload files that a killed mount left once they are this old (running uploads are never touched)")
 	flags.StringArrayVarP(&f.options, "options", "o", nil, "mount options: any flag above as `OPT[,OPT...]` (name or name=value), plus fstab's")
 	flags.BoolVarP(&f.help, "help", "h", false, "show this help")
 	return flags

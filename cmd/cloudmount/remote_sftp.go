@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -67,23 +68,78 @@ func parseSFTPSource(raw string) (source, bool, error) {
 // openSFTP connects to the SFTP server of cfg; sftp.New checks its host key
 // and words its errors for the user.
 func openSFTP(ctx context.Context, cfg *mountConfig, log *slog.Logger) (backends.Backend, error) {
+	c, err := sftpConfig(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Password != "" {
+		pw := cfg.Password
+		c.Password = func() (string, error) { return pw, nil }
+	}
+	if cfg.Password != "" || len(cfg.SSH.Passphrases) > 0 {
+		// A passphrase typed at the mount command for that key, else the
+		// source's secret.
+		typed, pw := cfg.SSH.Passphrases, cfg.Password
+		c.Passphrase = func(keyFile string) (string, error) {
+			if p, ok := typed[keyFile]; ok {
+				return p, nil
+			}
+			if pw == "" {
+				return "", errors.New("no passphrase was typed for it, and the secrets file has none for this source")
+			}
+			return pw, nil
+		}
+	}
+	return sftp.New(ctx, c)
+}
+
+// sftpConfig is the backend's configuration of cfg, without secrets.
+func sftpConfig(cfg *mountConfig, log *slog.Logger) (sftp.Config, error) {
 	host, port, p, ok := sftpTarget(cfg.Source)
 	if !ok {
-		return nil, fmt.Errorf("bad sftp source %s", cfg.Source)
+		return sftp.Config{}, fmt.Errorf("bad sftp source %s", cfg.Source)
 	}
-	c := sftp.Config{
+	return sftp.Config{
 		Host: host, Port: port, User: cfg.User, Path: p,
 		IdentityFiles: cfg.SSH.Identities, KnownHostsFile: cfg.SSH.KnownHosts,
 		AcceptNewHostKey: cfg.SSH.AcceptNewHostKey, SSHConfigFile: cfg.SSH.Config,
 		HomeDir: cfg.SSH.Home, AgentSocket: cfg.SSH.AgentSocket,
 		Timeout: cfg.Timeout, Connections: sftpConnections(cfg.Transfers), Logger: log,
+		LeftoverAge: cfg.SSH.LeftoverAge,
+	}, nil
+}
+
+// passphraseTries is how often a passphrase typed at the terminal may be
+// wrong for one key, as ssh's NumberOfPasswordPrompts.
+const passphraseTries = 3
+
+// unlockSSHKeys asks on the terminal for the passphrases of the encrypted
+// key files the server accepts (sftp.Unlock logs in once to learn which),
+// for mounts whose secret is not at hand: the daemon cannot ask. It keeps
+// them in cfg.SSH.Passphrases, for the daemon's settings pipe.
+func unlockSSHKeys(cfg *mountConfig, prompt func(string) (string, error), stderr io.Writer) error {
+	if prompt == nil || cfg.Password != "" {
+		return nil
 	}
-	if cfg.Password != "" {
-		pw := cfg.Password
-		c.Password = func() (string, error) { return pw, nil }
-		c.Passphrase = func(string) (string, error) { return pw, nil }
+	c, err := sftpConfig(cfg, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		return err
 	}
-	return sftp.New(ctx, c)
+	asked := map[string]int{}
+	c.PassphraseTries = passphraseTries
+	c.Passphrase = func(keyFile string) (string, error) {
+		if asked[keyFile] > 0 {
+			fmt.Fprintf(stderr, "cloudmount: that passphrase does not decrypt %s\n", keyFile)
+		}
+		asked[keyFile]++
+		return prompt(fmt.Sprintf("Enter passphrase for key %s: ", keyFile))
+	}
+	typed, err := sftp.Unlock(context.Background(), c)
+	if err != nil {
+		return err
+	}
+	cfg.SSH.Passphrases = typed
+	return nil
 }
 
 // sftpTarget is the server and remote path of a canonical SFTP source:
