@@ -6,7 +6,9 @@
 //
 // Files are uploaded as immutable CHK files (PUT /uri, which returns the
 // file's cap) and then linked into their directory with their metadata in
-// one change of that directory (POST ?t=set_children). A file's Version is
+// one change of that directory (POST ?t=set_children); the links of
+// concurrent uploads into one directory share one such change, since each
+// change rewrites the whole dirnode (batch.go). A file's Version is
 // the SHA-256 (hex) of its cap: convergent encryption makes the cap a name
 // of the content, so the content changes exactly when the cap does.
 // Directories are mutable dirnodes; Rename is t=relink, Remove t=unlink.
@@ -86,6 +88,10 @@ type Backend struct {
 	// jitter is the pause before retrying a directory change that
 	// collided with another writer's (UncoordinatedWriteError).
 	jitter func() time.Duration
+
+	// batches groups the links of concurrent uploads into one directory
+	// (batch.go).
+	batches batcher
 }
 
 var (
