@@ -91,6 +91,7 @@ func (b *Backend) Stat(ctx context.Context, p string) (backends.Entry, error) {
 		return backends.Entry{}, err
 	}
 	_, name := splitPath(p)
+	b.caps.remember(&lk.child.node)
 	e, err := entryOf(name, &lk.child.node)
 	if errors.Is(err, errUnknownNode) {
 		return backends.Entry{}, opError("stat", p, backends.ErrUnsupported, "%v", errUnknownNode)
@@ -147,6 +148,7 @@ func (b *Backend) List(ctx context.Context, p string) ([]backends.Entry, error) 
 		if err != nil {
 			return nil, fmt.Errorf("list %s: %w", display(p), err)
 		}
+		b.caps.remember(&kept[i].node)
 		entries = append(entries, e)
 	}
 	return entries, nil

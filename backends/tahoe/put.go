@@ -99,6 +99,7 @@ func (b *Backend) Put(ctx context.Context, p string, r io.Reader, size int64, op
 		return backends.Entry{}, err
 	}
 	fn.meta = meta.marshal()
+	b.caps.remember(fn)
 	return entryOf(name, fn)
 }
 

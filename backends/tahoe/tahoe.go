@@ -92,12 +92,16 @@ type Backend struct {
 	// batches groups the links of concurrent uploads into one directory
 	// (batch.go).
 	batches batcher
+	// caps remembers the caps of the file versions listed lately, for
+	// reads by version (caps.go).
+	caps capMemo
 }
 
 var (
-	_ backends.Backend     = (*Backend)(nil)
-	_ backends.MetaSetter  = (*Backend)(nil)
-	_ backends.SizedReader = (*Backend)(nil)
+	_ backends.Backend       = (*Backend)(nil)
+	_ backends.MetaSetter    = (*Backend)(nil)
+	_ backends.SizedReader   = (*Backend)(nil)
+	_ backends.VersionReader = (*Backend)(nil)
 )
 
 // New checks that the node at cfg.NodeURL answers and that cfg.Cap is a
