@@ -28,7 +28,7 @@ type lookup struct {
 func (b *Backend) lookup(ctx context.Context, op, p string) (lookup, error) {
 	dir, name := splitPath(p)
 	want := norm.NFC.String(name)
-	l, err := b.listCap(ctx, op, p, b.root, dir, func(n string) bool {
+	l, err := b.listPath(ctx, op, dir, func(n string) bool {
 		return n == name || n == want || norm.NFC.String(n) == want
 	})
 	if err != nil {
@@ -279,6 +279,7 @@ func (b *Backend) Remove(ctx context.Context, p string) error {
 	}
 	r := &request{method: http.MethodPost, op: "remove", cap: dirRW, shown: p,
 		query: url.Values{"t": {"unlink"}, "name": {lk.child.name}}}
+	defer b.dirs.forget(p)
 	return b.change(ctx, r, func(ctx context.Context) bool {
 		lk, err := b.lookup(ctx, "remove", p)
 		return err == nil && lk.child == nil

@@ -50,7 +50,10 @@
 // is checked on a listing made right before the change, and a change made
 // by another client in between is not seen. A Rename is two changes (link
 // at the new name, unlink the old), not atomic. Use one writer per
-// directory (the node serialises its own writes).
+// directory (the node serialises its own writes). The caps of directories
+// listed lately are used for up to dirCapTTL instead of walking their
+// paths (dircaps.go): a directory another client moves or removes is
+// still written to by its old path for that long.
 //
 // Capabilities are secrets: they never appear in a log line, an error, a
 // String(), an Entry or a Version (Redact, scrubCaps).
@@ -95,6 +98,9 @@ type Backend struct {
 	// caps remembers the caps of the file versions listed lately, for
 	// reads by version (caps.go).
 	caps capMemo
+	// dirs remembers the caps of the directories listed lately, by path
+	// (dircaps.go).
+	dirs dirCaps
 }
 
 var (
