@@ -58,7 +58,13 @@ func benchRsync(r *benchRun) error {
 	if err := backup("rsync.first"); err != nil {
 		return err
 	}
-	if r.sys.kind == kindMount {
+	if r.sys.grid != nil {
+		d, err := waitGrid(m, start, func() error { return gridTree(r.sys.grid, dst, fx.treeDir) })
+		if err != nil {
+			return err
+		}
+		r.record("rsync.first.server", d.Seconds())
+	} else if r.sys.kind == kindMount {
 		d, err := waitServer(start)
 		if err != nil {
 			return err
