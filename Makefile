@@ -227,7 +227,10 @@ clean: demo-stop
 #                               (= make bench BASELINE=1; QUICK=1 for the quick one)
 #   make bench SAVE_BASELINE=1  also store this run's cloudmount medians as the baseline
 #   REPS=N (default 3); STRICT=1: a regression against the baseline fails;
-#   SYSTEMS=a,b / WORKLOADS=a,b limit a run while developing (output in bin/).
+#   SYSTEMS=a,b / WORKLOADS=a,b limit a run while developing (output in bin/);
+#                               the Tahoe systems are cloudmount-tahoe and sshfs-tahoe
+#                               (small files and rsync only), e.g.
+#                               make bench QUICK=1 SYSTEMS='cloudmount-tahoe sshfs-tahoe local' WORKLOADS='small rsync' REPS=1
 # With CI set, a peer that cannot be run is a failure; otherwise the report
 # lists it as not available, with the reason.
 
@@ -253,7 +256,10 @@ bench-deps:
 	fi
 	@command -v $(GO) >/dev/null || { echo "bench-deps: $(GO) not found: install Go (see go.mod for the version)"; exit 1; }
 
-bench: bench-deps
+# The Tahoe systems (cloudmount-tahoe, sshfs-tahoe) need the grid's tahoe.
+BENCH_NEEDS_TAHOE := $(if $(SYSTEMS),$(findstring tahoe,$(SYSTEMS)),all)
+
+bench: bench-deps $(if $(BENCH_NEEDS_TAHOE),tahoe-venv)
 	@mkdir -p bin
 	BENCH_SIZE=$(if $(call bench_on,$(QUICK)),quick,full) \
 	BENCH_REPS=$(REPS) \

@@ -74,6 +74,17 @@ type SizedReader interface {
 	ReadSized(ctx context.Context, path string, off, length, size int64) (io.ReadCloser, error)
 }
 
+// VersionReader is implemented by backends that can read a file's content
+// by its Version (a content address, such as a Tahoe capability), so that
+// a read never serves the bytes of another version, whatever happens at the
+// path meanwhile (a rename, another client's upload).
+type VersionReader interface {
+	// ReadVersion is SizedReader.ReadSized of the version of the file at
+	// path that Entry.Version named. If the backend can no longer find
+	// that version, it fails with ErrPrecondition.
+	ReadVersion(ctx context.Context, path, version string, off, length, size int64) (io.ReadCloser, error)
+}
+
 // QuotaReader is implemented by backends that can tell free and used space.
 type QuotaReader interface {
 	// Quota returns the space available to the mount's user.

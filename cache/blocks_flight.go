@@ -14,12 +14,14 @@ import (
 	"github.com/cloudmount/cloudmount/backends"
 )
 
-// Fetch opens a stream of length bytes of the file at path starting at off
-// (length < 0: to the end). size is the size the cache was told the file
-// has (Key.Size): a backend that can tell should fail a reply that speaks of
-// another. The stream must end when ctx does, and should have an idle
-// deadline of its own; the cache closes it.
-type Fetch func(ctx context.Context, path string, off, length, size int64) (io.ReadCloser, error)
+// Fetch opens a stream of length bytes of the version k names of the file
+// at k.Path, starting at off (length < 0: to the end). k.Size is the size
+// the cache was told the file has: a backend that can tell should fail a
+// reply that speaks of another, and one that can read a version by its
+// name (backends.VersionReader) reads k.Version. The stream must end when
+// ctx does, and should have an idle deadline of its own; the cache closes
+// it.
+type Fetch func(ctx context.Context, k Key, off, length int64) (io.ReadCloser, error)
 
 // errAbandoned ends a read-ahead block that its reader gave up before it
 // was fetched; anyone else waiting for it fetches it again.
@@ -39,11 +41,12 @@ var bufPool = sync.Pool{New: func() any {
 // long as someone holds a reference: the fetcher until the block is stored,
 // each waiting reader, and the window of the reader that read it ahead.
 type flight struct {
-	b    *Blocks
-	id   blockID
-	path string
-	off  int64 // offset of the block in the file
-	size int   // expected length of the block
+	b       *Blocks
+	id      blockID
+	path    string
+	version string // the content's Version (Key.Version)
+	off     int64  // offset of the block in the file
+	size    int    // expected length of the block
 	// fileSize is the size of the whole file the block was asked for.
 	fileSize int64
 	// cache: the block is stored on disk once fetched (the file has a
@@ -65,14 +68,17 @@ type flight struct {
 }
 
 // newFlight returns a flight holding one reference.
-func (b *Blocks) newFlight(id blockID, path string, size int, fileSize int64, cache bool) *flight {
-	f := &flight{b: b, id: id, path: path, off: id.idx * BlockSize, size: size, fileSize: fileSize, cache: cache,
+func (b *Blocks) newFlight(id blockID, k Key, size int, cache bool) *flight {
+	f := &flight{b: b, id: id, path: k.Path, version: k.Version, off: id.idx * BlockSize, size: size, fileSize: k.Size, cache: cache,
 		buf: bufPool.Get().(*[]byte), done: make(chan struct{})}
 	f.refs.Store(1)
 	return f
 }
 
 func (f *flight) ref() { f.refs.Add(1) }
+
+// key is the Key of the file the block belongs to.
+func (f *flight) key() Key { return Key{Path: f.path, Version: f.version, Size: f.fileSize} }
 
 // unref drops a reference; the last one returns the buffer.
 func (f *flight) unref() {
@@ -112,7 +118,8 @@ func (f *flight) copyOut(p []byte, off int) int {
 // references (the caller's, the fetcher's and the inflight map's) and a
 // count in b.wg until it is finished. token asks for a read-ahead token;
 // without one free, nothing is claimed. Nothing is found once b is closed.
-func (b *Blocks) claim(id blockID, path string, fileSize int64, cache, token bool) (bf *blockFile, f *flight, owner bool) {
+func (b *Blocks) claim(id blockID, k Key, cache, token bool) (bf *blockFile, f *flight, owner bool) {
+	fileSize := k.Size
 	size := blockLen(fileSize, id.idx)
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -135,7 +142,7 @@ func (b *Blocks) claim(id blockID, path string, fileSize int64, cache, token boo
 			return nil, nil, false
 		}
 	}
-	f = b.newFlight(id, path, size, fileSize, cache)
+	f = b.newFlight(id, k, size, cache)
 	f.token = token
 	f.ref() // the fetcher's
 	b.wg.Add(1)
@@ -314,7 +321,7 @@ func (b *Blocks) fetchOne(ctx context.Context, f *flight, fetch Fetch) {
 	var err error
 	for attempt := 0; attempt < 2; attempt++ {
 		var rc io.ReadCloser
-		if rc, err = fetch(ctx, f.path, f.off, int64(f.size), f.fileSize); err != nil {
+		if rc, err = fetch(ctx, f.key(), f.off, int64(f.size)); err != nil {
 			if !retryable(err) {
 				break
 			}

@@ -212,7 +212,7 @@ func (r *Reader) planLocked(first, last, off int64, n int) []*flight {
 			continue
 		}
 		id := blockID{ph: r.ph, vh: r.vh, idx: j}
-		bf, f, owner := r.b.claim(id, r.key.Path, r.key.Size, r.cache, j > last)
+		bf, f, owner := r.b.claim(id, r.key, r.cache, j > last)
 		if bf != nil {
 			continue
 		}
@@ -270,7 +270,7 @@ func (r *Reader) serve(ctx context.Context, k Key, id blockID, cache bool, p []b
 		if f == nil {
 			var bf *blockFile
 			var owner bool
-			bf, f, owner = b.claim(id, k.Path, k.Size, cache, false)
+			bf, f, owner = b.claim(id, k, cache, false)
 			if bf != nil {
 				n, err := r.readDisk(bf, p, within)
 				if err == nil {
@@ -424,7 +424,7 @@ func (r *Reader) fill(f *flight, rc io.ReadCloser, spos int64) (io.ReadCloser, i
 			}
 		}
 		if rc == nil {
-			if rc, err = r.fetch(r.ctx, f.path, f.off, -1, f.fileSize); err != nil {
+			if rc, err = r.fetch(r.ctx, f.key(), f.off, -1); err != nil {
 				rc = nil
 				if !retryable(err) {
 					break

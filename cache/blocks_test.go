@@ -41,7 +41,8 @@ func (s *source) put(p string, data []byte) {
 	s.files[p] = data
 }
 
-func (s *source) fetch(ctx context.Context, p string, off, length, size int64) (io.ReadCloser, error) {
+func (s *source) fetch(ctx context.Context, k Key, off, length int64) (io.ReadCloser, error) {
+	p := k.Path
 	s.mu.Lock()
 	gate, fail, data := s.gate, s.fail, s.files[p]
 	s.ranges = append(s.ranges, rangeString(off, length))

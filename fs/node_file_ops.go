@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cloudmount/cloudmount/backends"
+	"github.com/cloudmount/cloudmount/cache"
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
@@ -70,7 +71,7 @@ func (n *Node) ensureStaged(ctx context.Context, keep int64) error {
 		return err
 	}
 	if keep != 0 && size > 0 {
-		if err := n.download(ctx, st, size); err != nil {
+		if err := n.download(ctx, st, base, size); err != nil {
 			st.discard()
 			return err
 		}
@@ -81,12 +82,12 @@ func (n *Node) ensureStaged(ctx context.Context, keep int64) error {
 	return nil
 }
 
-// download copies the server's content of the node, size bytes as its
-// entry says, into st. A reply of another length is an error: the edit
-// would otherwise start from bytes of another version.
-func (n *Node) download(ctx context.Context, st *staging, size int64) error {
+// download copies the server's content of the node, its version base of
+// size bytes as its entry says, into st. A reply of another length is an
+// error: the edit would otherwise start from bytes of another version.
+func (n *Node) download(ctx context.Context, st *staging, base string, size int64) error {
 	p := n.path()
-	rc, err := n.fs.openStream(ctx, p, 0, -1, size)
+	rc, err := n.fs.openStream(ctx, cache.Key{Path: p, Version: base, Size: size}, 0, -1)
 	if err != nil {
 		return err
 	}
@@ -268,7 +269,7 @@ func (n *Node) serverHasPrefix(ctx context.Context, p string, st *staging, e bac
 	if e.Size == 0 {
 		return true
 	}
-	rc, err := n.fs.openStream(ctx, p, 0, -1, e.Size)
+	rc, err := n.fs.openStream(ctx, cache.Key{Path: p, Version: e.Version, Size: e.Size}, 0, -1)
 	if err != nil {
 		return false
 	}

@@ -51,13 +51,15 @@ func (r *remoteReader) close() {
 // contract) reads without caching.
 func contentVersion(e backends.Entry) string { return e.Version }
 
-// openStream opens a ranged stream of the file at p for the block cache. The
-// stream fails when no data arrives for the mount's timeout (its deadline
-// is one of progress, not of length) and ends when ctx does. A backend that
-// can check the reply against the size of the file's entry does
-// (backends.SizedReader).
+// openStream opens a ranged stream of the version k names of the file at
+// k.Path, for the block cache. The stream fails when no data arrives for
+// the mount's timeout (its deadline is one of progress, not of length) and
+// ends when ctx does. A backend that can read a version by its name does
+// (backends.VersionReader); else one that can check the reply against the
+// size of the file's entry does (backends.SizedReader).
 // While the server is stalled (see stalled), it fails at once.
-func (f *fsys) openStream(ctx context.Context, p string, off, length, size int64) (io.ReadCloser, error) {
+func (f *fsys) openStream(ctx context.Context, k cache.Key, off, length int64) (io.ReadCloser, error) {
+	p, size := k.Path, k.Size
 	if f.stalled() {
 		return nil, backends.Describe(backends.ErrUnavailable, "read %s: the server let a call wait %s moments ago; not asking again yet", p, f.opts.Timeout)
 	}
@@ -65,7 +67,9 @@ func (f *fsys) openStream(ctx context.Context, p string, off, length, size int64
 	stop := context.AfterFunc(ctx, wd.stop)
 	var rc io.ReadCloser
 	var err error
-	if sr, ok := f.be.(backends.SizedReader); ok {
+	if vr, ok := f.be.(backends.VersionReader); ok && k.Version != "" {
+		rc, err = vr.ReadVersion(wctx, p, k.Version, off, length, size)
+	} else if sr, ok := f.be.(backends.SizedReader); ok {
 		rc, err = sr.ReadSized(wctx, p, off, length, size)
 	} else {
 		rc, err = f.be.Read(wctx, p, off, length)

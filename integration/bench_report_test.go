@@ -31,7 +31,7 @@ func metricWorkload(id string) string {
 // columnHeader is a system's column title.
 func columnHeader(s benchSystemInfo) string {
 	server := map[string]string{
-		"Apache mod_dav": "Apache", "rclone serve webdav": "rclone serve", "OpenSSH sshd": "sshd",
+		"Apache mod_dav": "Apache", "rclone serve webdav": "rclone serve", "OpenSSH sshd": "sshd", "Tahoe-LAFS grid": "Tahoe",
 	}[s.Server]
 	if server == "" {
 		return s.Label
@@ -113,6 +113,15 @@ func writeBenchReport(res *benchResults, name string) error {
 		w("cloudmount's median divided by the other's (for file counts: cloudmount's count / the other's), ")
 		w("for the systems on the same OpenSSH sshd and local disk.\n\n")
 		res.writeRatios(&b, "cloudmount-sftp", func(o benchSystemInfo) bool {
+			return o.Server == s.Server || o.ID == "local"
+		})
+	}
+
+	if s, ok := res.system("cloudmount-tahoe"); ok && s.Unavailable == "" {
+		w("\n## cloudmount on Tahoe-LAFS relative to each system\n\n")
+		w("cloudmount's median divided by the other's (for file counts: cloudmount's count / the other's), ")
+		w("for sshfs on the same grid's SFTP frontend and local disk.\n\n")
+		res.writeRatios(&b, "cloudmount-tahoe", func(o benchSystemInfo) bool {
 			return o.Server == s.Server || o.ID == "local"
 		})
 	}
@@ -278,7 +287,10 @@ func (res *benchResults) writeSystems(b *strings.Builder) {
 	fmt.Fprint(b, "authorized_keys and `Subsystem sftp /usr/lib/openssh/sftp-server`, started by `integration/bench_sshd_test.go` ")
 	fmt.Fprint(b, "(`harness_sshd_test.go`), serves cloudmount on sshd, rclone mount on sshd, sshfs and sftp/scp, all logging in with the same key as the user running the benchmark; ")
 	fmt.Fprint(b, "the clients trust its host key through a known_hosts file of their own. Passwords reach the clients through files or stdin, never argv.\n\n")
-	fmt.Fprint(b, "**Tahoe-LAFS** is not in this benchmark: its figures (cloudmount on a local grid of four nodes) are the FIGURE lines of the integration suite's TestTahoe; a comparison with Tahoe's SFTP frontend under sshfs is not built yet.\n")
+	fmt.Fprint(b, "**Tahoe-LAFS** (systems cloudmount-tahoe and sshfs-tahoe, workloads 3 and 5 only): the integration harness's grid (`harness_tahoe_test.go`: an introducer, three storage nodes and a client node on 127.0.0.1, ")
+	fmt.Fprint(b, "2-of-3 shares, tahoe-lafs from `make tahoe-venv`). cloudmount mounts one directory of it through the client node's web API; sshfs mounts another directory through the same client node's SFTP frontend ")
+	fmt.Fprint(b, "(`[sftpd]` in its tahoe.cfg, an ed25519 host key, `private/accounts` with one user who logs in with a key and whose root is that directory's cap), which is how users mount a grid today. ")
+	fmt.Fprint(b, "\"On the server\" is checked by listing the directories on the grid through the web API (every 2 s; for cloudmount after `cloudmount sync` returns).\n")
 }
 
 func (res *benchResults) writeWorkloads(b *strings.Builder) {

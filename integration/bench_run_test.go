@@ -37,6 +37,9 @@ func (r *benchRun) name(suffix string) string {
 
 // serverPath is rel on the disk behind the system, removed when the run ends.
 func (r *benchRun) serverPath(rel string) string {
+	if r.sys.dir == "" {
+		return "" // no disk behind it (a Tahoe grid): nothing to check or remove there
+	}
 	p := filepath.Join(r.sys.dir, rel)
 	r.removes = append(r.removes, p)
 	return p

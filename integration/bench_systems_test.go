@@ -70,6 +70,11 @@ type benchSystem struct {
 	serverKeepsMtimes bool
 	web               *Server
 	ssh               *sshServer
+	// grid is the directory of the Tahoe grid behind the system (the
+	// server's copy is checked through the web API); nil for the others.
+	grid *tahoeDir
+	// workloads, when set, are the only workloads the system runs.
+	workloads []string
 }
 
 // benchEnv is everything a workload needs: the systems and the local fixtures.
@@ -95,7 +100,10 @@ type benchMount struct {
 	daemon func() int
 	// unmount ends the mount and waits for the daemon to exit.
 	unmount func() error
-	closed  bool
+	// settle, when set, returns once the mount has handed the server
+	// everything it was given (`cloudmount sync`).
+	settle func() error
+	closed bool
 }
 
 // close unmounts once; later calls do nothing.
@@ -239,6 +247,12 @@ func benchSystemList(t *testing.T, env *benchEnv) []*benchSystem {
 			placeServerFixtures(t, env.fx, sshd.Dir, os.Getuid(), os.Getgid())
 		}
 	}
+	var tahoeCM *tahoeDir
+	var tahoeSFTPFrontend *tahoeSFTP
+	var tahoeErr error
+	if want("cloudmount-tahoe", "sshfs-tahoe") {
+		tahoeCM, tahoeSFTPFrontend, tahoeErr = startTahoeBench(t, cfg.wantSystem("cloudmount-tahoe"), cfg.wantSystem("sshfs-tahoe"))
+	}
 
 	systems := []*benchSystem{
 		cloudmountSystem("cloudmount-apache", apache, apacheErr),
@@ -249,6 +263,8 @@ func benchSystemList(t *testing.T, env *benchEnv) []*benchSystem {
 		rcloneMountSystem("writes", apache, apacheErr),
 		rcloneSFTPSystem(sshd, sshdErr),
 		sshfsSystem(sshd, sshdErr),
+		cloudmountTahoeSystem(tahoeCM, tahoeErr),
+		sshfsTahoeSystem(tahoeSFTPFrontend, tahoeErr),
 		localSystem(env.fx),
 		curlSystem("curl-apache", apache, apacheErr),
 		curlSystem("curl-rclone", rclone, rcloneErr),
@@ -287,6 +303,8 @@ func serverLabel(kind string) string {
 		return "rclone serve webdav"
 	case "sshd":
 		return "OpenSSH sshd"
+	case "tahoe":
+		return "Tahoe-LAFS grid"
 	}
 	return kind
 }

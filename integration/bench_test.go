@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 )
 
 // The benchmark of issue 5 and of the issue "SFTP backend": cloudmount
@@ -29,7 +30,7 @@ import (
 //	BENCH_REPS=N                repetitions of each measurement (default 3)
 //	BENCH_BASELINE=1            cloudmount alone, compared with the saved baseline
 //	BENCH_SAVE_BASELINE=1       write this run's cloudmount medians as the baseline
-//	BENCH_SYSTEMS=a,b           only these systems (IDs of benchSystems), for development
+//	BENCH_SYSTEMS=a,b           only these systems (IDs of benchSystems; commas or blanks)
 //	BENCH_WORKLOADS=a,b         only these workloads (write, read, small, ls, rsync)
 //
 // A full or quick run writes docs/bench.md and docs/bench.png; a tiny run,
@@ -127,14 +128,9 @@ func envTrue(name string) bool {
 	return v != "" && v != "0" && v != "false"
 }
 
+// envList reads a list separated by commas or blanks ("a,b", "a b").
 func envList(name string) []string {
-	var out []string
-	for _, f := range strings.Split(os.Getenv(name), ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
+	return strings.FieldsFunc(os.Getenv(name), func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
 }
 
 // TestBench runs the benchmark and writes its report.

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -22,6 +23,9 @@ type benchWorkload struct {
 
 // supports reports whether the workload runs on sys.
 func (w benchWorkload) supports(sys *benchSystem) bool {
+	if sys.workloads != nil && !slices.Contains(sys.workloads, w.name) {
+		return false
+	}
 	switch sys.kind {
 	case kindCurl:
 		return w.curl
@@ -189,7 +193,13 @@ func benchSmall(r *benchRun) error {
 		return fmt.Errorf("tar: %v\n%s", err, out)
 	}
 	r.record("small.close", time.Since(start).Seconds())
-	if r.sys.kind == kindMount {
+	if r.sys.grid != nil {
+		d, err := waitGrid(m, start, func() error { return gridSmall(r.sys.grid, dst, sz) })
+		if err != nil {
+			return fmt.Errorf("grid copies: %w", err)
+		}
+		r.record("small.server", d.Seconds())
+	} else if r.sys.kind == kindMount {
 		d, err := waitUntil(start, serverTimeoutBench, 100*time.Millisecond, func() (bool, error) {
 			err := checkSmall(onServer, sz)
 			return err == nil, err

@@ -207,7 +207,7 @@ func delim(dec *json.Decoder, want json.Delim) error {
 // listDir lists the directory at p (relative to the root), keeping the
 // children keep says yes to (nil: all). A file at p fails with ErrNotDir.
 func (b *Backend) listDir(ctx context.Context, op, p string, keep func(string) bool) (listing, error) {
-	return b.listCap(ctx, op, p, b.root, p, keep)
+	return b.listPath(ctx, op, p, keep)
 }
 
 // listCap lists the directory at sub below cap (shown as p in messages).

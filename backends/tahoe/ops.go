@@ -28,7 +28,7 @@ type lookup struct {
 func (b *Backend) lookup(ctx context.Context, op, p string) (lookup, error) {
 	dir, name := splitPath(p)
 	want := norm.NFC.String(name)
-	l, err := b.listCap(ctx, op, p, b.root, dir, func(n string) bool {
+	l, err := b.listPath(ctx, op, dir, func(n string) bool {
 		return n == name || n == want || norm.NFC.String(n) == want
 	})
 	if err != nil {
@@ -91,6 +91,7 @@ func (b *Backend) Stat(ctx context.Context, p string) (backends.Entry, error) {
 		return backends.Entry{}, err
 	}
 	_, name := splitPath(p)
+	b.caps.remember(&lk.child.node)
 	e, err := entryOf(name, &lk.child.node)
 	if errors.Is(err, errUnknownNode) {
 		return backends.Entry{}, opError("stat", p, backends.ErrUnsupported, "%v", errUnknownNode)
@@ -147,6 +148,7 @@ func (b *Backend) List(ctx context.Context, p string) ([]backends.Entry, error) 
 		if err != nil {
 			return nil, fmt.Errorf("list %s: %w", display(p), err)
 		}
+		b.caps.remember(&kept[i].node)
 		entries = append(entries, e)
 	}
 	return entries, nil
@@ -277,6 +279,7 @@ func (b *Backend) Remove(ctx context.Context, p string) error {
 	}
 	r := &request{method: http.MethodPost, op: "remove", cap: dirRW, shown: p,
 		query: url.Values{"t": {"unlink"}, "name": {lk.child.name}}}
+	defer b.dirs.forget(p)
 	return b.change(ctx, r, func(ctx context.Context) bool {
 		lk, err := b.lookup(ctx, "remove", p)
 		return err == nil && lk.child == nil

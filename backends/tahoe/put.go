@@ -17,7 +17,9 @@ import (
 // Put stores the file at p: the content is uploaded as an immutable file
 // (PUT /uri, which gives its cap), then linked into the parent with its
 // metadata in one change (POST ?t=set_children), so that the file appears
-// whole and at once, with its metadata (AtomicPut). The mode and owner of
+// whole and at once, with its metadata (AtomicPut). Links of uploads into
+// the same directory that finish while one is under way share the next
+// set_children (batch.go); each Put still gets its own result. The mode and owner of
 // a file it replaces stay; opts.InPlace is ignored (a CHK file is never
 // changed in place).
 //
@@ -82,7 +84,7 @@ func (b *Backend) Put(ctx context.Context, p string, r io.Reader, size int64, op
 	if opts.IfNoneMatch {
 		replace = "false"
 	}
-	err = b.link(ctx, "put", p, dirRW, target, fn, meta, replace, func(ctx context.Context) bool {
+	err = b.linkBatched(ctx, "put", p, dirRW, target, fn, meta, replace, func(ctx context.Context) bool {
 		lk, err := b.lookup(ctx, "put", p)
 		return err == nil && lk.child != nil && lk.child.kind == "filenode" && !lk.child.mutable && lk.child.ro == cap
 	})
@@ -97,6 +99,7 @@ func (b *Backend) Put(ctx context.Context, p string, r io.Reader, size int64, op
 		return backends.Entry{}, err
 	}
 	fn.meta = meta.marshal()
+	b.caps.remember(fn)
 	return entryOf(name, fn)
 }
 

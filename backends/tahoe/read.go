@@ -23,7 +23,8 @@ const rangeEnd = 1 << 62
 // Read streams length bytes of the file at p from off; length < 0 reads to
 // the end, and at or past the end the stream is empty. See ReadSized.
 func (b *Backend) Read(ctx context.Context, p string, off, length int64) (io.ReadCloser, error) {
-	return b.read(ctx, p, off, length, -1)
+	p = cleanPath(p)
+	return b.read(ctx, p, "", off, length, -1)
 }
 
 // ReadSized is Read of a file the caller knows to have size bytes: a reply
@@ -37,11 +38,59 @@ func (b *Backend) Read(ctx context.Context, p string, off, length int64) (io.Rea
 // end. A 200 is not a file's answer to a Range: it is a directory's HTML
 // page (ErrIsDir), or a node that ignored the Range (ErrProtocol).
 func (b *Backend) ReadSized(ctx context.Context, p string, off, length, size int64) (io.ReadCloser, error) {
-	return b.read(ctx, p, off, length, size)
+	p = cleanPath(p)
+	return b.read(ctx, p, "", off, length, size)
 }
 
-func (b *Backend) read(ctx context.Context, p string, off, length, size int64) (io.ReadCloser, error) {
+// ReadVersion is ReadSized of the version of the file at p that
+// Entry.Version named: a file's Version is the hash of its cap, and the
+// read goes to that cap (GET /uri/$FILECAP), not through the path, so that
+// a relink at p meanwhile (a rename, another upload) can never serve
+// another file's bytes. The cap comes from the listings the backend made
+// lately (capMemo), else from a listing of the parent made now, which must
+// show that version at p; if it does not, the read fails with
+// ErrPrecondition. A mutable file keeps its cap when rewritten: its
+// content is checked against the size only, as ReadSized does.
+func (b *Backend) ReadVersion(ctx context.Context, p, version string, off, length, size int64) (io.ReadCloser, error) {
 	p = cleanPath(p)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", display(p), err)
+	}
+	if p == "" {
+		return nil, opError("read", p, backends.ErrIsDir, "")
+	}
+	mc, ok := b.caps.lookup(version)
+	if !ok {
+		lk, err := b.lookup(ctx, "read", p)
+		if err != nil {
+			return nil, err
+		}
+		c := lk.child
+		switch {
+		case c == nil:
+			return nil, opError("read", p, backends.ErrPrecondition, "version %s is gone: nothing is at that name now", version)
+		case c.kind == "dirnode":
+			return nil, opError("read", p, backends.ErrIsDir, "")
+		case c.kind != "filenode":
+			return nil, opError("read", p, backends.ErrUnsupported, "%v is at that name", errUnknownNode)
+		}
+		if err := b.fillSize(ctx, "read", p, &c.node); err != nil {
+			return nil, err
+		}
+		b.caps.remember(&c.node)
+		if v := fileVersion(&c.node); v != version {
+			return nil, opError("read", p, backends.ErrPrecondition, "version %s is now %s", version, v)
+		}
+		if mc, ok = b.caps.lookup(version); !ok {
+			return nil, opError("read", p, backends.ErrProtocol, "the node lists the file without a capability")
+		}
+	}
+	return b.read(ctx, p, mc.cap, off, length, size)
+}
+
+// read reads the file at p: through the root's path, or by its own cap
+// when fileCap is not "".
+func (b *Backend) read(ctx context.Context, p, fileCap string, off, length, size int64) (io.ReadCloser, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("read %s: %w", display(p), err)
 	}
@@ -61,6 +110,9 @@ func (b *Backend) read(ctx context.Context, p string, off, length, size int64) (
 	rctx, cancel := context.WithCancel(ctx)
 	guard := newStallGuard(b.timeout, cancel)
 	r := &request{method: http.MethodGet, op: "read", cap: b.root, sub: p, shown: p}
+	if fileCap != "" {
+		r.cap, r.sub = fileCap, ""
+	}
 	req, err := b.newRequest(rctx, r, nil)
 	if err != nil {
 		cancel()
@@ -114,6 +166,9 @@ func (b *Backend) read(ctx context.Context, p string, off, length, size int64) (
 		return io.NopCloser(strings.NewReader("")), nil
 	case http.StatusOK:
 		_ = s.Close()
+		if fileCap != "" {
+			return bad("HTTP 200: the node ignored the Range")
+		}
 		e, err := b.Stat(ctx, p)
 		if err == nil && e.IsDir {
 			return nil, opError("read", p, backends.ErrIsDir, "")

@@ -35,6 +35,10 @@ func (b *Backend) Rename(ctx context.Context, from, to string, overwrite bool) e
 	if from == "" || to == "" {
 		return opError("rename", from, backends.ErrPermission, "cannot move the root of the mount (to %s)", display(to))
 	}
+	// A directory keeps its cap when it moves: neither path may lead to
+	// it by a remembered cap any more.
+	defer func() { b.dirs.forget(from); b.dirs.forget(to) }()
+	b.dirs.forget(from)
 	src, err := b.lookup(ctx, "rename", from)
 	if err != nil {
 		return err

@@ -6,7 +6,9 @@
 //
 // Files are uploaded as immutable CHK files (PUT /uri, which returns the
 // file's cap) and then linked into their directory with their metadata in
-// one change of that directory (POST ?t=set_children). A file's Version is
+// one change of that directory (POST ?t=set_children); the links of
+// concurrent uploads into one directory share one such change, since each
+// change rewrites the whole dirnode (batch.go). A file's Version is
 // the SHA-256 (hex) of its cap: convergent encryption makes the cap a name
 // of the content, so the content changes exactly when the cap does.
 // Directories are mutable dirnodes; Rename is t=relink, Remove t=unlink.
@@ -48,7 +50,10 @@
 // is checked on a listing made right before the change, and a change made
 // by another client in between is not seen. A Rename is two changes (link
 // at the new name, unlink the old), not atomic. Use one writer per
-// directory (the node serialises its own writes).
+// directory (the node serialises its own writes). The caps of directories
+// listed lately are used for up to dirCapTTL instead of walking their
+// paths (dircaps.go): a directory another client moves or removes is
+// still written to by its old path for that long.
 //
 // Capabilities are secrets: they never appear in a log line, an error, a
 // String(), an Entry or a Version (Redact, scrubCaps).
@@ -86,12 +91,23 @@ type Backend struct {
 	// jitter is the pause before retrying a directory change that
 	// collided with another writer's (UncoordinatedWriteError).
 	jitter func() time.Duration
+
+	// batches groups the links of concurrent uploads into one directory
+	// (batch.go).
+	batches batcher
+	// caps remembers the caps of the file versions listed lately, for
+	// reads by version (caps.go).
+	caps capMemo
+	// dirs remembers the caps of the directories listed lately, by path
+	// (dircaps.go).
+	dirs dirCaps
 }
 
 var (
-	_ backends.Backend     = (*Backend)(nil)
-	_ backends.MetaSetter  = (*Backend)(nil)
-	_ backends.SizedReader = (*Backend)(nil)
+	_ backends.Backend       = (*Backend)(nil)
+	_ backends.MetaSetter    = (*Backend)(nil)
+	_ backends.SizedReader   = (*Backend)(nil)
+	_ backends.VersionReader = (*Backend)(nil)
 )
 
 // New checks that the node at cfg.NodeURL answers and that cfg.Cap is a
