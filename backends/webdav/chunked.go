@@ -129,8 +129,8 @@ func (b *Backend) explainTooLarge(p string, size int64, err error) error {
 		return tooLarge(p, size, err)
 	}
 	limit := b.oc.refused.Load()
-	return fmt.Errorf("PUT %s: %w: the server refuses request bodies of %d bytes even in chunks (%v); "+
-		"the file stays queued here and is sent again in smaller chunks", display(p), backends.ErrTooLarge, limit, unwrapOp(err))
+	return fmt.Errorf("PUT %s: %w: the server refuses request bodies of %d bytes (%v); "+
+		"the file stays queued here and is sent again in chunks below that size", display(p), backends.ErrTooLarge, limit, unwrapOp(err))
 }
 
 // chunkUploadID is the id of the upload collection of content with
