@@ -133,7 +133,8 @@ unit:
 # land in the package's testdata/fuzz/.
 FUZZTIME ?= 5s
 FUZZ_TARGETS := backends/webdav:FuzzParseMultistatus backends/webdav:FuzzProppatchReply \
-  backends/webdav:FuzzProppatchStatus backends/webdav:FuzzOCChecksums backends/tlsclient:FuzzParsePins
+  backends/webdav:FuzzProppatchStatus backends/webdav:FuzzOCChecksums backends/webdav:FuzzNCStatus \
+  backends/webdav:FuzzNCCapabilities backends/webdav:FuzzNCPrincipal backends/tlsclient:FuzzParsePins
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 	  pkg=$${t%%:*}; f=$${t#*:}; \

@@ -54,6 +54,7 @@ func (b *Backend) probe(ctx context.Context) (caps backends.Capabilities, err er
 	note := func(format string, args ...any) { caps.Notes = append(caps.Notes, fmt.Sprintf(format, args...)) }
 
 	b.removeProbeLeftovers(ctx)
+	b.probeNextcloud(ctx, note)
 	isDir := false // the probe ends as a collection (probeMkcol)
 	defer func() { b.deleteProbe(ctx, name, isDir) }()
 

@@ -39,6 +39,10 @@ const expectContinueMin = 1 << 20
 // Servers that ignore the conditional headers (found by the probe) get the
 // same PROPFIND check.
 //
+// Files above the chunk size go to Nextcloud in chunks (putChunked), and
+// so does an upload that a server with chunks refused as too large (413)
+// before reading any of it.
+//
 // Where the server cannot check a condition itself (no conditional PUT, a
 // weak ETag), the content goes to a temporary name beside p first
 // (UploadPrefix, never listed) and is moved onto p afterwards: a new file
@@ -69,13 +73,16 @@ func (b *Backend) Put(ctx context.Context, p string, r io.Reader, size int64, op
 	if err != nil {
 		return backends.Entry{}, err
 	}
-	if (opts.IfNoneMatch && !caps.ConditionalPut) || (opts.IfMatch != "" && ifMatch == "") {
+	if chunk := b.chunkSizeFor(size, false); chunk > 0 {
+		err = b.putChunked(ctx, p, r, size, chunk, opts, ifMatch)
+	} else if (opts.IfNoneMatch && !caps.ConditionalPut) || (opts.IfMatch != "" && ifMatch == "") {
 		err = b.putViaTemp(ctx, p, r, size, opts, caps)
 	} else {
 		err = b.put(ctx, p, r, size, opts, ifMatch, caps)
 	}
+	err = b.chunkedAfter413(ctx, p, r, size, opts, ifMatch, err)
 	if errors.Is(err, backends.ErrTooLarge) {
-		return backends.Entry{}, tooLarge(p, size, err)
+		return backends.Entry{}, b.explainTooLarge(p, size, err)
 	}
 	if err != nil {
 		return backends.Entry{}, err
@@ -244,6 +251,13 @@ func (b *Backend) put(ctx context.Context, p string, r io.Reader, size int64, op
 				return b.netError("PUT", p, err)
 			}
 			continue
+		}
+		if resp.StatusCode == http.StatusRequestEntityTooLarge {
+			b.oc.noteRefused(size)
+			if body.drop() {
+				drain(resp)
+				return &refusedUnread{statusError("PUT", p, resp)}
+			}
 		}
 		err = b.putReply(ctx, p, resp, opts)
 		drain(resp)

@@ -50,6 +50,11 @@ type Config struct {
 	// MaxListingBytes bounds the size of one PROPFIND reply (0:
 	// DefaultMaxListingBytes); a larger reply is an error.
 	MaxListingBytes int64
+	// ChunkSize is the size of the chunks of an upload to Nextcloud, and
+	// the file size above which uploads go in chunks (0: DefaultChunkSize).
+	// Nextcloud wants 5 MB to 5 GB (the command line keeps it so); the
+	// backend takes any positive size, for tests against an emulation.
+	ChunkSize int64
 }
 
 // DefaultTimeout bounds one remote call when Config.Timeout is zero.
@@ -85,6 +90,8 @@ type Backend struct {
 	ocMtime atomic.Bool
 	// ocChecksum is set by the probe: uploads carry OC-Checksum.
 	ocChecksum atomic.Bool
+	// oc: ownCloud/Nextcloud findings and chunked uploads (nextcloud*.go).
+	oc ocState
 }
 
 var (
@@ -143,6 +150,10 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 			port = "443"
 		}
 		b.hostPort = net.JoinHostPort(u.Hostname(), port)
+	}
+	b.oc.chunkSize = cfg.ChunkSize
+	if b.oc.chunkSize <= 0 {
+		b.oc.chunkSize = DefaultChunkSize
 	}
 	b.limits = msLimits{entries: cfg.MaxListingEntries, bytes: cfg.MaxListingBytes, server: b.hostPort}
 	if b.limits.entries <= 0 {

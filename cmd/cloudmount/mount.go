@@ -45,6 +45,7 @@ type mountConfig struct {
 	CacheSize          int64         `json:"cache_size,omitempty"`
 	Transfers          int           `json:"transfers"`
 	MaxListingEntries  int           `json:"max_listing_entries"`
+	ChunkSize          int64         `json:"chunk_size,omitempty"`
 	WritebackDelay     time.Duration `json:"writeback_delay"`
 	CommitInterval     time.Duration `json:"commit_interval"`
 	FsyncServer        bool          `json:"fsync_server,omitempty"`
@@ -98,7 +99,7 @@ func (c *mountConfig) LogValue() slog.Value {
 		slog.Bool("allow_other", c.AllowOther), slog.Bool("default_permissions", c.DefaultPermissions),
 		slog.Duration("timeout", c.Timeout), slog.Duration("attr_timeout", c.AttrTimeout),
 		slog.Duration("dir_cache_time", c.DirCacheTime), slog.Int64("cache_size", c.CacheSize),
-		slog.Int("transfers", c.Transfers), slog.Int("max_listing_entries", c.MaxListingEntries), slog.Duration("writeback_delay", c.WritebackDelay),
+		slog.Int("transfers", c.Transfers), slog.Int("max_listing_entries", c.MaxListingEntries), slog.Int64("chunk_size", c.ChunkSize), slog.Duration("writeback_delay", c.WritebackDelay),
 		slog.Duration("commit_interval", c.CommitInterval), slog.Bool("fsync_server", c.FsyncServer),
 		slog.Duration("drain_timeout", c.DrainTimeout),
 		slog.String("log_level", c.LogLevel), slog.Bool("debug", c.Debug),
@@ -151,7 +152,7 @@ func resolveMount(f *mountFlags) (*mountConfig, error) {
 		ReadOnly: f.readOnly, NonEmpty: f.nonempty,
 		Timeout: time.Duration(f.timeout), AttrTimeout: time.Duration(f.attrTimeout),
 		DirCacheTime: time.Duration(f.dirCacheTime), CacheSize: int64(f.cacheSize),
-		Transfers: f.transfers, MaxListingEntries: f.maxListing, WritebackDelay: time.Duration(f.writebackDelay),
+		Transfers: f.transfers, MaxListingEntries: f.maxListing, ChunkSize: int64(f.chunkSize), WritebackDelay: time.Duration(f.writebackDelay),
 		CommitInterval: time.Duration(f.commitInterval), FsyncServer: f.fsync == "server",
 		DrainTimeout: time.Duration(f.drainTimeout),
 		Verbose:      f.verbose, Debug: f.debug, Foreground: f.foreground,

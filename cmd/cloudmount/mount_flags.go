@@ -37,6 +37,7 @@ type mountFlags struct {
 	cacheSize          byteSize
 	transfers          int
 	maxListing         int
+	chunkSize          byteSize
 	writebackDelay     duration
 	commitInterval     duration
 	fsync              string
@@ -82,6 +83,7 @@ func newMountFlagSet(f *mountFlags) *pflag.FlagSet {
 	f.writebackDelay = duration(2 * time.Second)
 	f.commitInterval = duration(cache.DefaultCommitInterval)
 	f.drainTimeout = duration(time.Minute)
+	f.chunkSize = byteSize(webdav.DefaultChunkSize)
 	flags.BoolVarP(&f.foreground, "foreground", "f", false, "stay in the foreground, log to stderr, unmount on Ctrl-C")
 	flags.StringVar(&f.user, "user", "", "remote user `NAME` (also from the URL: https://NAME@host/...)")
 	flags.StringVar(&f.secretsFile, "secrets-file", mountutil.DefaultSecretsFile(), "`FILE` of \"URL user password\" lines, mode 0600")
@@ -110,6 +112,7 @@ func newMountFlagSet(f *mountFlags) *pflag.FlagSet {
 	flags.Var(&f.cacheSize, "cache-size", "limit of the block cache, e.g. 2G or 500M (default: 4G, at most half the free space)")
 	flags.IntVar(&f.transfers, "transfers", 8, "`N` uploads in parallel")
 	flags.IntVar(&f.maxListing, "max-listing-entries", webdav.DefaultMaxListingEntries, "refuse a directory listing of more than `N` entries from the server (bounds memory against a broken or hostile server)")
+	flags.Var(&f.chunkSize, "chunk-size", "Nextcloud: files above this size (e.g. 10M, the default; 5M to 5G) go up in chunks of it, resumable after a restart")
 	flags.Var(&f.writebackDelay, "writeback-delay", "how long a closed file waits before its upload (coalesces rsync's and editors' steps)")
 	flags.Var(&f.commitInterval, "commit-interval", "a closed file is durable on local disk at most this long after close (one batch of syncs for all closes meanwhile)")
 	flags.StringVar(&f.fsync, "fsync", "local", "what fsync waits for: `local` (durable in the journal on local disk) or server (uploaded)")
@@ -193,6 +196,9 @@ func parseMountArgs(args []string) (*mountFlags, error) {
 	}
 	if _, err := parseLogLevel(f.logLevel); err != nil {
 		return nil, usageError{err}
+	}
+	if f.chunkSize < webdav.MinChunkSize || f.chunkSize > webdav.MaxChunkSize {
+		return nil, usageErrorf("--chunk-size must be between 5M and 5G (Nextcloud's bounds for a chunk)")
 	}
 	if f.maxListing < 1 {
 		return nil, usageErrorf("--max-listing-entries must be positive")

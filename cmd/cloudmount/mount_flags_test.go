@@ -138,6 +138,8 @@ func TestParseMountArgsErrors(t *testing.T) {
 		{[]string{"https://h/", "/mnt", "-o", "umask=1022"}, "more than 0777"},
 		{[]string{"https://h/", "/mnt", "-o", "file_mode=0"}, "must not be 0000"},
 		{[]string{"https://h/", "/mnt", "-o", "umask"}, `mount option "umask" needs a value`},
+		{[]string{"https://h/", "/mnt", "--chunk-size=1M"}, "--chunk-size must be between 5M and 5G"},
+		{[]string{"https://h/", "/mnt", "-o", "chunk_size=6G"}, "--chunk-size must be between 5M and 5G"},
 	}
 	for _, tt := range tests {
 		_, err := parseMountArgs(tt.args)

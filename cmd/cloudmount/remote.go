@@ -17,7 +17,7 @@ func openWebDAV(ctx context.Context, cfg *mountConfig, log *slog.Logger) (backen
 	return webdav.New(ctx, webdav.Config{
 		URL: cfg.Source, User: cfg.User, Password: cfg.Password,
 		TLS: cfg.TLS, Timeout: cfg.Timeout, Logger: log,
-		MaxListingEntries: cfg.MaxListingEntries,
+		MaxListingEntries: cfg.MaxListingEntries, ChunkSize: cfg.ChunkSize,
 	})
 }
 

@@ -41,6 +41,9 @@ type Options struct {
 	// Faults make the server behave as less complete servers do, for
 	// tests of clients; none by default.
 	Faults Faults
+	// Prefix is the URL path the tree is served under ("/dav": the root
+	// is /dav/); "" serves it at "/". Requests outside it get 404.
+	Prefix string
 }
 
 // New returns an http.Handler serving the directory root over WebDAV at "/".
@@ -74,8 +77,10 @@ func New(root string, opts Options) (http.Handler, error) {
 				}
 			},
 		},
-		locks: newKeyedMutex(),
+		locks:  newKeyedMutex(),
+		prefix: strings.TrimSuffix(opts.Prefix, "/"),
 	}
+	s.dav.Prefix = s.prefix
 	return s, nil
 }
 
@@ -87,6 +92,24 @@ type server struct {
 	fs    *fileSystem
 	dav   *webdav.Handler
 	locks *keyedMutex
+	// prefix is Options.Prefix without its trailing slash.
+	prefix string
+}
+
+// local is the path of r inside the served tree (Options.Prefix taken
+// off), and false when r is outside it.
+func (s *server) local(r *http.Request) (string, bool) {
+	if s.prefix == "" {
+		return r.URL.Path, true
+	}
+	rest, ok := strings.CutPrefix(r.URL.Path, s.prefix)
+	if !ok || (rest != "" && rest[0] != '/') {
+		return "", false
+	}
+	if rest == "" {
+		rest = "/"
+	}
+	return rest, true
 }
 
 // ServeHTTP serves one WebDAV request.
@@ -105,13 +128,18 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			`<D:error xmlns:D="DAV:"><D:propfind-finite-depth/></D:error>`))
 		return
 	}
-	if s.refuseByFault(w, r) {
+	name, ok := s.local(r)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	if s.refuseByFault(w, r, name) {
 		return
 	}
 	if r.Method == http.MethodPut {
-		unlock := s.locks.lock(cleanURLPath(r.URL.Path))
+		unlock := s.locks.lock(cleanURLPath(name))
 		defer unlock()
-		if status := s.checkPut(r.Context(), r); status != 0 && !s.opts.Faults.NoETags {
+		if status := s.checkPut(r.Context(), r, name); status != 0 && !s.opts.Faults.NoETags {
 			http.Error(w, http.StatusText(status), status)
 			return
 		}
@@ -147,13 +175,13 @@ func (s *server) authorized(r *http.Request) bool {
 
 // checkPut evaluates If-Match and If-None-Match of a PUT (RFC 9110 13.1.1,
 // 13.1.2) against the current ETag, and returns 412 when they fail, else 0.
-func (s *server) checkPut(ctx context.Context, r *http.Request) int {
+func (s *server) checkPut(ctx context.Context, r *http.Request, name string) int {
 	im, inm := r.Header.Values("If-Match"), r.Header.Values("If-None-Match")
 	if len(im) == 0 && len(inm) == 0 {
 		return 0
 	}
 	etag := ""
-	if fi, err := s.fs.Stat(ctx, r.URL.Path); err == nil {
+	if fi, err := s.fs.Stat(ctx, name); err == nil {
 		etag = etagOf(fi)
 	}
 	if len(im) > 0 && !matchList(im, etag, true) {

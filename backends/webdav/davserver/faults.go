@@ -28,9 +28,9 @@ type Faults struct {
 	CollectionSlash bool
 }
 
-// refuseByFault answers r as the configured faults make the server do, and
-// reports whether it did.
-func (s *server) refuseByFault(w http.ResponseWriter, r *http.Request) bool {
+// refuseByFault answers r (of name, in the tree) as the configured faults
+// make the server do, and reports whether it did.
+func (s *server) refuseByFault(w http.ResponseWriter, r *http.Request, name string) bool {
 	f := s.opts.Faults
 	if f.NoDeadProps && r.Method == "PROPPATCH" {
 		http.Error(w, "PROPPATCH not supported", http.StatusMethodNotAllowed)
@@ -51,7 +51,7 @@ func (s *server) refuseByFault(w http.ResponseWriter, r *http.Request) bool {
 			return true
 		}
 	}
-	fi, err := s.fs.Stat(r.Context(), r.URL.Path)
+	fi, err := s.fs.Stat(r.Context(), name)
 	if err != nil || !fi.IsDir() || slash {
 		return false
 	}
