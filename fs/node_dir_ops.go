@@ -21,6 +21,9 @@ import (
 // names one by one (rsync, cp -r onto the mount) pays one listing per
 // directory rather than one per file.
 func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if n.fs.reserved(name) {
+		return nil, syscall.ENOENT
+	}
 	dir := n.path()
 	p := n.childPath(name)
 	ln := n.fs.live.get(p)
@@ -224,6 +227,9 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if n.fs.opts.ReadOnly {
 		return nil, nil, 0, syscall.EROFS
 	}
+	if n.fs.reserved(name) {
+		return nil, nil, 0, syscall.EACCES
+	}
 	cn, ch, err := n.newLocal(ctx, name, syscall.S_IFREG, n.creator(ctx, mode))
 	if err != nil {
 		return nil, nil, 0, toErrno(err)
@@ -241,6 +247,9 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 func (n *Node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	if n.fs.opts.ReadOnly {
 		return nil, syscall.EROFS
+	}
+	if n.fs.reserved(name) {
+		return nil, syscall.EACCES
 	}
 	m := n.creator(ctx, mode)
 	switch mode & syscall.S_IFMT {
@@ -260,6 +269,9 @@ func (n *Node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, 
 func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	if n.fs.opts.ReadOnly {
 		return nil, syscall.EROFS
+	}
+	if n.fs.reserved(name) {
+		return nil, syscall.EACCES
 	}
 	if n.fs.caps.Symlinks {
 		return n.nativeSymlink(ctx, target, name, out)
@@ -355,6 +367,9 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	if n.fs.opts.ReadOnly {
 		return nil, syscall.EROFS
 	}
+	if n.fs.reserved(name) {
+		return nil, syscall.EACCES
+	}
 	p := n.childPath(name)
 	m := n.creator(ctx, mode)
 	if *m.Mode == n.fs.opts.DirMode && m.UID == nil {
@@ -401,6 +416,9 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 func (n *Node) Link(ctx context.Context, target fusefs.InodeEmbedder, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	if n.fs.opts.ReadOnly {
 		return nil, syscall.EROFS
+	}
+	if n.fs.reserved(name) {
+		return nil, syscall.EACCES
 	}
 	lk, ok := n.fs.be.(backends.Linker)
 	tn, isNode := target.(*Node)

@@ -72,15 +72,18 @@ func (b *Backend) List(ctx context.Context, p string) ([]backends.Entry, error) 
 // holds while current. The file is asked for again when the copy held is
 // older than Options.Fresh.
 func (b *Backend) Stat(ctx context.Context, p string) (backends.Entry, error) {
-	if isMetaFile(p) {
-		return backends.Entry{}, reservedErr("stat", p, backends.ErrNotFound)
-	}
 	s, err := b.active(ctx)
 	if err != nil {
 		return backends.Entry{}, err
 	}
+	if s == nil {
+		return b.inner.Stat(ctx, p)
+	}
+	if isMetaFile(p) {
+		return backends.Entry{}, reservedErr("stat", p, backends.ErrNotFound)
+	}
 	e, err := b.inner.Stat(ctx, p)
-	if err != nil || s == nil {
+	if err != nil {
 		return e, err
 	}
 	return b.withRecord(ctx, s, p, e)
@@ -132,15 +135,15 @@ func (s *setup) merge(e backends.Entry, r record) backends.Entry {
 // but the file's write fails, it returns the entry and an error matching
 // backends.ErrMetaNotStored.
 func (b *Backend) Put(ctx context.Context, p string, r io.Reader, size int64, opts backends.PutOptions) (backends.Entry, error) {
-	if isMetaFile(p) {
-		return backends.Entry{}, reservedErr("put", p, backends.ErrPermission)
-	}
 	s, err := b.active(ctx)
 	if err != nil {
 		return backends.Entry{}, err
 	}
 	if s == nil {
 		return b.inner.Put(ctx, p, r, size, opts)
+	}
+	if isMetaFile(p) {
+		return backends.Entry{}, reservedErr("put", p, backends.ErrPermission)
 	}
 	fileMeta, _ := s.kinds.split(opts.Meta)
 	e, err := b.inner.Put(ctx, p, r, size, opts)
@@ -187,9 +190,6 @@ func (b *Backend) Put(ctx context.Context, p string, r io.Reader, size int64, op
 // SetMeta, the others in the directory's file, for the version the server
 // has now (ifVersion, when set, must be it).
 func (b *Backend) SetMeta(ctx context.Context, p string, m backends.Meta, ifVersion string) (backends.Entry, error) {
-	if isMetaFile(p) {
-		return backends.Entry{}, reservedErr("setmeta", p, backends.ErrNotFound)
-	}
 	s, err := b.active(ctx)
 	if err != nil {
 		return backends.Entry{}, err
@@ -200,6 +200,9 @@ func (b *Backend) SetMeta(ctx context.Context, p string, m backends.Meta, ifVers
 			return b.inner.Stat(ctx, p)
 		}
 		return ms.SetMeta(ctx, p, m, ifVersion)
+	}
+	if isMetaFile(p) {
+		return backends.Entry{}, reservedErr("setmeta", p, backends.ErrNotFound)
 	}
 	fileMeta, rest := s.kinds.split(m)
 	var e backends.Entry
@@ -244,15 +247,15 @@ func (b *Backend) SetMeta(ctx context.Context, p string, m backends.Meta, ifVers
 // directory that holds nothing but its metadata file counts as empty: the
 // file goes first.
 func (b *Backend) Remove(ctx context.Context, p string) error {
-	if isMetaFile(p) {
-		return reservedErr("remove", p, backends.ErrNotFound)
-	}
 	s, err := b.active(ctx)
 	if err != nil || s == nil {
 		if err != nil {
 			return err
 		}
 		return b.inner.Remove(ctx, p)
+	}
+	if isMetaFile(p) {
+		return reservedErr("remove", p, backends.ErrNotFound)
 	}
 	p = cleanPath(p)
 	b.treeMu.Lock()
@@ -311,18 +314,18 @@ func (b *Backend) onlyMetaFile(ctx context.Context, p string) bool {
 // directory carries its own file with it. A directory that holds nothing
 // but its metadata file may be replaced, as an empty one.
 func (b *Backend) Rename(ctx context.Context, from, to string, overwrite bool) error {
-	if isMetaFile(from) {
-		return reservedErr("rename", from, backends.ErrNotFound)
-	}
-	if isMetaFile(to) {
-		return reservedErr("rename", to, backends.ErrPermission)
-	}
 	s, err := b.active(ctx)
 	if err != nil || s == nil {
 		if err != nil {
 			return err
 		}
 		return b.inner.Rename(ctx, from, to, overwrite)
+	}
+	if isMetaFile(from) {
+		return reservedErr("rename", from, backends.ErrNotFound)
+	}
+	if isMetaFile(to) {
+		return reservedErr("rename", to, backends.ErrPermission)
 	}
 	from, to = cleanPath(from), cleanPath(to)
 	if from == to {

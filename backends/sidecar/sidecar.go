@@ -236,7 +236,7 @@ func (b *Backend) String() string { return b.inner.String() }
 
 // Mkdir creates a directory; the metadata file's name is refused.
 func (b *Backend) Mkdir(ctx context.Context, p string) error {
-	if isMetaFile(p) {
+	if b.reserves(ctx, p) {
 		return reservedErr("mkdir", p, backends.ErrPermission)
 	}
 	return b.inner.Mkdir(ctx, p)
@@ -244,7 +244,7 @@ func (b *Backend) Mkdir(ctx context.Context, p string) error {
 
 // Read reads a file; the metadata file is not found.
 func (b *Backend) Read(ctx context.Context, p string, off, length int64) (io.ReadCloser, error) {
-	if isMetaFile(p) {
+	if b.reserves(ctx, p) {
 		return nil, reservedErr("read", p, backends.ErrNotFound)
 	}
 	return b.inner.Read(ctx, p, off, length)
@@ -253,7 +253,7 @@ func (b *Backend) Read(ctx context.Context, p string, off, length int64) (io.Rea
 // ReadSized is Read of a file of size bytes (through inner's ReadSized
 // where it has one).
 func (b *Backend) ReadSized(ctx context.Context, p string, off, length, size int64) (io.ReadCloser, error) {
-	if isMetaFile(p) {
+	if b.reserves(ctx, p) {
 		return nil, reservedErr("read", p, backends.ErrNotFound)
 	}
 	if sr, ok := b.inner.(backends.SizedReader); ok {
@@ -268,6 +268,17 @@ func (b *Backend) Quota(ctx context.Context) (backends.Quota, error) {
 		return q.Quota(ctx)
 	}
 	return backends.Quota{}, fmt.Errorf("quota: %w", backends.ErrUnsupported)
+}
+
+// reserves reports whether p is the metadata file's name and metadata
+// files are in use (a failed probe counts as in use: the call fails
+// anyway).
+func (b *Backend) reserves(ctx context.Context, p string) bool {
+	if !isMetaFile(p) {
+		return false
+	}
+	s, err := b.active(ctx)
+	return err != nil || s != nil
 }
 
 // isMetaFile reports whether the last element of p is the metadata file's
