@@ -128,6 +128,13 @@ type Capabilities struct {
 	ReadOnly bool
 	// Quota: the backend implements QuotaReader and it returns real figures.
 	Quota bool
+	// UnlistedDotNames: List leaves out names that start with a dot
+	// (nginx's dav-ext); Stat still finds them.
+	UnlistedDotNames bool
+	// MetaFile, when not empty, is the name of the file in each directory
+	// that holds the kinds of metadata marked Stored (package sidecar),
+	// rather than the server keeping them with each file.
+	MetaFile string
 	// Notes are human-readable findings of the probe, for the start-up log.
 	Notes []string
 }

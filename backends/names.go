@@ -10,6 +10,12 @@ import (
 // MaxNameBytes is the longest name a local filesystem holds (NAME_MAX).
 const MaxNameBytes = 255
 
+// MetaFileName is the name of the per-directory metadata file (package
+// sidecar) that keeps mtime, mode, owner, hash and type of a directory's
+// children on servers that cannot keep them with the files. A mount that
+// uses it never shows that name and refuses to create it.
+const MetaFileName = ".cloudmount-meta"
+
 // NameProblem says why a name from a server cannot be a directory entry on
 // a local filesystem ("" when it can): empty, "." or "..", a NUL byte, a
 // slash, or longer than MaxNameBytes.

@@ -53,6 +53,13 @@ func (f *fsys) split(m backends.Meta) (onServer, local backends.Meta) {
 	return onServer, local
 }
 
+// reserved reports whether name is that of the server's per-directory
+// metadata file (Capabilities.MetaFile), which the mount never shows and
+// never creates.
+func (f *fsys) reserved(name string) bool {
+	return f.caps.MetaFile != "" && name == f.caps.MetaFile
+}
+
 // nativeLink reports whether e is a symbolic link of a server that has
 // them.
 func (f *fsys) nativeLink(e backends.Entry) bool {

@@ -60,7 +60,9 @@ func serverNote(c backends.Capabilities) string {
 		}
 	}
 	var parts []string
-	if len(kept) > 0 {
+	if len(kept) > 0 && c.MetaFile != "" {
+		parts = append(parts, "the server keeps "+strings.Join(kept, ", ")+" in a metadata file per directory ("+c.MetaFile+", hidden)")
+	} else if len(kept) > 0 {
 		parts = append(parts, "the server keeps "+strings.Join(kept, ", "))
 	}
 	if len(local) > 0 {

@@ -24,6 +24,9 @@ func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 	if len(name) > nameMax {
 		return nil, syscall.ENAMETOOLONG
 	}
+	if n.fs.reserved(name) {
+		return nil, syscall.ENOENT
+	}
 	dir := n.path()
 	p := n.childPath(name)
 	ln := n.fs.live.get(p)
@@ -250,6 +253,9 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if n.fs.opts.ReadOnly {
 		return nil, nil, 0, syscall.EROFS
 	}
+	if n.fs.reserved(name) {
+		return nil, nil, 0, syscall.EACCES
+	}
 	cn, ch, err := n.newLocal(ctx, name, syscall.S_IFREG, n.creator(ctx, mode))
 	if err != nil {
 		return nil, nil, 0, toErrno(err)
@@ -270,6 +276,9 @@ func (n *Node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, 
 	}
 	if n.fs.opts.ReadOnly {
 		return nil, syscall.EROFS
+	}
+	if n.fs.reserved(name) {
+		return nil, syscall.EACCES
 	}
 	m := n.creator(ctx, mode)
 	switch mode & syscall.S_IFMT {
@@ -292,6 +301,9 @@ func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	}
 	if n.fs.opts.ReadOnly {
 		return nil, syscall.EROFS
+	}
+	if n.fs.reserved(name) {
+		return nil, syscall.EACCES
 	}
 	if n.fs.caps.Symlinks {
 		return n.nativeSymlink(ctx, target, name, out)
@@ -390,6 +402,9 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	if n.fs.opts.ReadOnly {
 		return nil, syscall.EROFS
 	}
+	if n.fs.reserved(name) {
+		return nil, syscall.EACCES
+	}
 	p := n.childPath(name)
 	m := n.creator(ctx, mode)
 	if *m.Mode == n.fs.opts.DirMode && m.UID == nil {
@@ -439,6 +454,9 @@ func (n *Node) Link(ctx context.Context, target fusefs.InodeEmbedder, name strin
 	}
 	if n.fs.opts.ReadOnly {
 		return nil, syscall.EROFS
+	}
+	if n.fs.reserved(name) {
+		return nil, syscall.EACCES
 	}
 	lk, ok := n.fs.be.(backends.Linker)
 	tn, isNode := target.(*Node)

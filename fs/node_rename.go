@@ -28,6 +28,12 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 	if flags&renameExchange != 0 {
 		return syscall.EINVAL
 	}
+	if n.fs.reserved(name) {
+		return syscall.ENOENT
+	}
+	if n.fs.reserved(newName) {
+		return syscall.EACCES
+	}
 	np, ok := newParent.(*Node)
 	if !ok {
 		return syscall.EXDEV

@@ -41,8 +41,10 @@ type Server struct {
 	AccessLog string
 	// ErrorLog is the server's own log, shown when the server fails.
 	ErrorLog string
-	// DeadProps: the server keeps PROPPATCHed dead properties, so metadata
-	// stored by cloudmount survives a mount with a fresh cache directory.
+	// DeadProps: the server keeps PROPPATCHed dead properties. Elsewhere
+	// cloudmount keeps the metadata in a file per directory
+	// (metaFileName); either way it survives a mount with a fresh cache
+	// directory.
 	DeadProps bool
 
 	// owner is who the server process writes files as, so that files the
@@ -301,9 +303,16 @@ func (s *Server) mkdirAll(dir string) error {
 	return os.Chown(dir, s.uid, s.gid)
 }
 
+// metaFileName is the per-directory metadata file cloudmount writes on
+// servers without dead properties (backends.MetaFileName).
+const metaFileName = ".cloudmount-meta"
+
 // Hidden reports whether a name in Dir is the server's own bookkeeping
 // (Apache keeps dead properties in .DAV directories) and not user data.
 func (s *Server) Hidden(name string) bool {
+	if name == metaFileName {
+		return true
+	}
 	return s.Kind == "apache" && (name == ".DAV" || strings.HasPrefix(name, ".davfs.tmp"))
 }
 

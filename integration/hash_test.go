@@ -72,11 +72,9 @@ func TestSHA256Xattr(t *testing.T) {
 			return nil
 		})
 
-		if srv.DeadProps {
-			m = m.Remount(t, true)
-			if got := getfattr("written.txt"); got != sum(data) {
-				t.Errorf("from a mount with an empty cache: getfattr %q, want %q", got, sum(data))
-			}
+		m = m.Remount(t, true)
+		if got := getfattr("written.txt"); got != sum(data) {
+			t.Errorf("from a mount with an empty cache: getfattr %q, want %q", got, sum(data))
 		}
 	})
 }

@@ -67,10 +67,8 @@ chown 4321 chowned-dir
 		check("on the mount")
 		m = m.Remount(t, false)
 		check("after remount with the same cache directory")
-		if srv.DeadProps {
-			m = m.Remount(t, true)
-			check("after remount with a fresh cache directory")
-		}
+		m = m.Remount(t, true)
+		check("after remount with a fresh cache directory")
 		wantFile(t, m.Path("own/by-rsync/dir/inner"), []byte("inside\n"))
 	})
 }

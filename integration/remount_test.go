@@ -8,8 +8,8 @@ import (
 
 // TestRemountKeepsMetadata sets mtime (with nanoseconds) and mode, unmounts
 // and mounts again, and checks they are still there: with the same cache
-// directory on every server, and with a fresh cache directory on servers
-// that keep dead properties (where cloudmount stores them on the server).
+// directory and with a fresh cache directory, on every server (dead
+// properties on Apache, the metadata file per directory elsewhere).
 func TestRemountKeepsMetadata(t *testing.T) {
 	eachServer(t, func(t *testing.T, srv *Server) {
 		m := mountServer(t, srv, MountOptions{})
@@ -48,11 +48,7 @@ touch -d '2003-04-05 06:07:08.5 UTC' meta/sub
 		check(t, "before unmount")
 		m = m.Remount(t, false)
 		check(t, "after remount with the same cache directory")
-		if srv.DeadProps {
-			m = m.Remount(t, true)
-			check(t, "after remount with a fresh cache directory")
-		} else {
-			t.Logf("%s keeps no dead properties: metadata lives in the local index, so no fresh-cache remount", srv.Kind)
-		}
+		m = m.Remount(t, true)
+		check(t, "after remount with a fresh cache directory")
 	})
 }

@@ -210,3 +210,22 @@ func TestUnconditionalServerKeepsOthersChanges(t *testing.T) {
 		t.Errorf("after the edit: %q", got)
 	}
 }
+
+// TestProbeFindsUnlistedDotNames: the probe finds a server whose listings
+// leave out names that start with a dot (nginx's dav-ext), says so, and
+// leaves nothing behind.
+func TestProbeFindsUnlistedDotNames(t *testing.T) {
+	for _, hide := range []bool{false, true} {
+		url, dir := faultyServer(t, davserver.Faults{HideDotNames: hide}, nil)
+		caps, err := connect(t, url).Capabilities(testContext(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if caps.UnlistedDotNames != hide {
+			t.Errorf("HideDotNames %v: UnlistedDotNames %v\nnotes: %q", hide, caps.UnlistedDotNames, caps.Notes)
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+			t.Errorf("the probe left %v in the root", ents)
+		}
+	}
+}

@@ -102,7 +102,36 @@ func (b *Backend) probe(ctx context.Context) (caps backends.Capabilities, err er
 		return caps, err
 	}
 	b.probeQuota(ctx, &caps, note)
-	return caps, b.probeMkcol(ctx, name, &isDir, note)
+	if err := b.probeMkcol(ctx, name, &isDir, note); err != nil {
+		return caps, err
+	}
+	b.probeDotNames(ctx, name, &caps, note)
+	return caps, nil
+}
+
+// probeDotName is the name of the file the probe puts into its collection
+// to see whether listings show names that start with a dot.
+const probeDotName = ".cloudmount-dot"
+
+// probeDotNames: does a listing show a name that starts with a dot?
+// (nginx's dav-ext leaves them out.) The probe collection gets such a file
+// and is listed; the collection goes with its content at the end.
+func (b *Backend) probeDotNames(ctx context.Context, name string, caps *backends.Capabilities, note func(string, ...any)) {
+	resp, err := b.probePut(ctx, name+"/"+probeDotName, nil)
+	if err != nil || resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return
+	}
+	entries, err := b.List(ctx, name)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if e.Name == probeDotName {
+			return
+		}
+	}
+	caps.UnlistedDotNames = true
+	note("listings leave out names that start with a dot: such files are stored and read, but only found by their name")
 }
 
 // probeLeftoverAge is how old a probe file or collection in the root must
@@ -223,31 +252,36 @@ func probeMeta() backends.Meta {
 // when each came back exactly: some servers answer a PROPPATCH of several
 // properties with success and keep one. Metadata is tied to the version it
 // describes (cm:etag), so a server whose version changes on PROPPATCH
-// cannot keep it either. Otherwise the local index keeps it all.
+// cannot keep it either. Otherwise none is kept with the files: the
+// mount keeps them in a metadata file per directory (package sidecar) or
+// in its local index. One PROPPATCH per property might work where several
+// at once lose some, but would cost every upload seven requests more; a
+// metadata file per directory keeps a whole batch of uploads' metadata in
+// one write.
 func (b *Backend) probeDeadProps(ctx context.Context, name string, caps *backends.Capabilities, note func(string, ...any)) {
 	before, err := b.probePropfind(ctx, name, propfindBody)
 	if err != nil {
-		note("dead properties: not used (%v); mtime, mode and owner are kept in the local index", err)
+		note("dead properties: not used (%v); mtime, mode and owner are not kept with the files", err)
 		return
 	}
 	set := stamped(encodeMeta(probeMeta()), backends.Entry{Version: before.version()})
 	if err := b.proppatch(ctx, name, set, nil); err != nil {
-		note("dead properties: not stored (%v); mtime, mode and owner are kept in the local index", err)
+		note("dead properties: not stored (%v); mtime, mode and owner are not kept with the files", err)
 		return
 	}
 	after, err := b.probePropfind(ctx, name, propfindBody)
 	if err != nil {
-		note("dead properties: not used (%v); mtime, mode and owner are kept in the local index", err)
+		note("dead properties: not used (%v); mtime, mode and owner are not kept with the files", err)
 		return
 	}
 	if lost := lostProps(set, &after); len(lost) > 0 {
 		note("dead properties: the server answered a PROPPATCH of %d properties with success but did not keep %s; "+
-			"mtime, mode and owner are kept in the local index", len(set), strings.Join(lost, ", "))
+			"none is trusted, and mtime, mode and owner are not kept with the files", len(set), strings.Join(lost, ", "))
 		return
 	}
 	if after.version() != before.version() {
 		note("dead properties: kept, but a PROPPATCH changes the version (%s to %s), so they cannot be tied to one; "+
-			"mtime, mode and owner are kept in the local index", before.version(), after.version())
+			"mtime, mode and owner are not kept with the files", before.version(), after.version())
 		return
 	}
 	// Dead properties hold every field, at full precision; a PROPPATCH

@@ -49,6 +49,7 @@ type mountConfig struct {
 	WritebackDelay     time.Duration `json:"writeback_delay"`
 	CommitInterval     time.Duration `json:"commit_interval"`
 	FsyncServer        bool          `json:"fsync_server,omitempty"`
+	NoMetaFile         bool          `json:"no_meta_file,omitempty"`
 	DrainTimeout       time.Duration `json:"drain_timeout"`
 	Verbose            bool          `json:"verbose,omitempty"`
 	Debug              bool          `json:"debug,omitempty"`
@@ -101,6 +102,7 @@ func (c *mountConfig) LogValue() slog.Value {
 		slog.Duration("dir_cache_time", c.DirCacheTime), slog.Int64("cache_size", c.CacheSize),
 		slog.Int("transfers", c.Transfers), slog.Int("max_listing_entries", c.MaxListingEntries), slog.Int64("chunk_size", c.ChunkSize), slog.Duration("writeback_delay", c.WritebackDelay),
 		slog.Duration("commit_interval", c.CommitInterval), slog.Bool("fsync_server", c.FsyncServer),
+		slog.Bool("meta_file", !c.NoMetaFile),
 		slog.Duration("drain_timeout", c.DrainTimeout),
 		slog.String("log_level", c.LogLevel), slog.Bool("debug", c.Debug),
 	)
@@ -154,8 +156,8 @@ func resolveMount(f *mountFlags) (*mountConfig, error) {
 		DirCacheTime: time.Duration(f.dirCacheTime), CacheSize: int64(f.cacheSize),
 		Transfers: f.transfers, MaxListingEntries: f.maxListing, ChunkSize: int64(f.chunkSize), WritebackDelay: time.Duration(f.writebackDelay),
 		CommitInterval: time.Duration(f.commitInterval), FsyncServer: f.fsync == "server",
-		DrainTimeout: time.Duration(f.drainTimeout),
-		Verbose:      f.verbose, Debug: f.debug, Foreground: f.foreground,
+		DrainTimeout: time.Duration(f.drainTimeout), NoMetaFile: !f.metaFile,
+		Verbose: f.verbose, Debug: f.debug, Foreground: f.foreground,
 		LogLevel: f.logLevel,
 	}
 	if f.verbose || f.debug {

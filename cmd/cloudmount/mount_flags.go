@@ -4,6 +4,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/cloudmount/cloudmount/backends"
 	"github.com/cloudmount/cloudmount/backends/sftp"
 	"github.com/cloudmount/cloudmount/backends/webdav"
 	"github.com/cloudmount/cloudmount/cache"
@@ -47,6 +48,7 @@ type mountFlags struct {
 	verbose            bool
 	debug              bool
 	nonempty           bool
+	metaFile           bool
 	identities         []string
 	knownHosts         string
 	acceptNewHostKey   bool
@@ -68,7 +70,8 @@ type mountFlags struct {
 
 // optionAliases are -o options that set a flag of another name.
 var optionAliases = map[string]mountutil.OptionAlias{
-	"rw": {Flag: "ro", Value: "false"},
+	"rw":         {Flag: "ro", Value: "false"},
+	"nometafile": {Flag: "meta-file", Value: "false"},
 }
 
 // newMountFlagSet defines the mount flags on a fresh FlagSet writing errors
@@ -122,6 +125,8 @@ func newMountFlagSet(f *mountFlags) *pflag.FlagSet {
 	flags.BoolVarP(&f.verbose, "verbose", "v", false, "log more (--log-level debug)")
 	flags.BoolVar(&f.debug, "debug", false, "log every FUSE request (and --log-level debug)")
 	flags.BoolVar(&f.nonempty, "nonempty", false, "allow mounting over a non-empty directory")
+	flags.BoolVar(&f.metaFile, "meta-file", true, "webdav: where the server keeps no metadata with the files, keep mtime, mode, owner and hash in a hidden file per directory ("+
+		backends.MetaFileName+") so that other machines see them; =false (-o nometafile): in this machine's cache only")
 	flags.StringArrayVar(&f.identities, "identity", nil, "sftp: private key `FILE` to try first (-o identity=FILE; repeatable)")
 	flags.StringVar(&f.knownHosts, "known-hosts", "", "sftp: trusted host keys `FILE` (default ~/.ssh/known_hosts)")
 	flags.BoolVar(&f.acceptNewHostKey, "accept-new-host-key", false, "sftp: add the key of a host not yet in known_hosts (never a changed key)")

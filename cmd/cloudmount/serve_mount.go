@@ -10,8 +10,10 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/cloudmount/cloudmount/backends"
+	"github.com/cloudmount/cloudmount/backends/sidecar"
 	"github.com/cloudmount/cloudmount/cache"
 	"github.com/cloudmount/cloudmount/fs"
 	"github.com/cloudmount/cloudmount/mountutil"
@@ -167,6 +169,11 @@ func setUp(ctx context.Context, cfg *mountConfig, log *slog.Logger) (m *fs.Mount
 		return nil, nil, err
 	}
 	log.Info("connected", "backend", kind.name, "remote", b.String())
+	if kind.metaFile && !cfg.NoMetaFile {
+		// A write of a directory's metadata file is a check, an upload
+		// and a stat: three calls.
+		b = sidecar.Wrap(b, sidecar.Options{Logger: log, Timeout: 3 * cfg.Timeout, Fresh: max(cfg.DirCacheTime, time.Nanosecond)})
+	}
 	store, err := openStore(cfg, log)
 	if err != nil {
 		closeBackend(b, log)

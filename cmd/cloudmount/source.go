@@ -21,15 +21,19 @@ type backendKind struct {
 	scheme string
 	// open connects to the source of cfg, verifying it.
 	open func(ctx context.Context, cfg *mountConfig, log *slog.Logger) (backends.Backend, error)
+	// metaFile: where the server keeps no metadata with the files, it is
+	// kept in a file per directory (package sidecar), unless
+	// --meta-file=false.
+	metaFile bool
 }
 
 // sourceSchemes maps the URL scheme of SOURCE to its backend. This is the one
 // list of backends (package backends does not know them).
 var sourceSchemes = map[string]backendKind{
-	"https": {name: "webdav", scheme: "https", open: openWebDAV},
-	"http":  {name: "webdav", scheme: "http", open: openWebDAV},
-	"davs":  {name: "webdav", scheme: "https", open: openWebDAV},
-	"dav":   {name: "webdav", scheme: "http", open: openWebDAV},
+	"https": {name: "webdav", scheme: "https", open: openWebDAV, metaFile: true},
+	"http":  {name: "webdav", scheme: "http", open: openWebDAV, metaFile: true},
+	"davs":  {name: "webdav", scheme: "https", open: openWebDAV, metaFile: true},
+	"dav":   {name: "webdav", scheme: "http", open: openWebDAV, metaFile: true},
 	"sftp":  sftpKind,
 	"tahoe": tahoeKind,
 }

@@ -63,7 +63,8 @@ func New(root string, opts Options) (http.Handler, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	fsys := &fileSystem{Dir: webdav.Dir(abs), root: abs, firstPropOnly: opts.Faults.FirstPropOnly}
+	fsys := &fileSystem{Dir: webdav.Dir(abs), root: abs, firstPropOnly: opts.Faults.FirstPropOnly,
+		hideDotNames: opts.Faults.HideDotNames}
 	s := &server{
 		opts: opts,
 		log:  log,

@@ -26,6 +26,10 @@ type Faults struct {
 	// or COPY whose two URLs do not agree on the slash (409), as nginx
 	// does.
 	CollectionSlash bool
+	// HideDotNames: a listing (PROPFIND Depth 1) leaves out every name
+	// that starts with a dot, as nginx's dav-ext does; such a file is
+	// still stored, read and found by a PROPFIND of its own.
+	HideDotNames bool
 }
 
 // refuseByFault answers r (of name, in the tree) as the configured faults

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -18,6 +19,8 @@ type fileSystem struct {
 	root string // absolute path of the served directory
 	// firstPropOnly: a PROPPATCH keeps only its first property (Faults).
 	firstPropOnly bool
+	// hideDotNames: listings leave out names starting with a dot (Faults).
+	hideDotNames bool
 
 	patchMu sync.Mutex // serialises read-modify-write of the props xattr
 }
@@ -64,6 +67,22 @@ type file struct {
 }
 
 var _ webdav.DeadPropsHolder = (*file)(nil)
+
+// Readdir lists the directory, without names starting with a dot when
+// the server hides them (Faults.HideDotNames).
+func (f *file) Readdir(count int) ([]os.FileInfo, error) {
+	fis, err := f.File.Readdir(count)
+	if !f.fs.hideDotNames {
+		return fis, err
+	}
+	out := fis[:0]
+	for _, fi := range fis {
+		if !strings.HasPrefix(fi.Name(), ".") {
+			out = append(out, fi)
+		}
+	}
+	return out, err
+}
 
 // Stat returns the file info with this server's ETag.
 func (f *file) Stat() (os.FileInfo, error) {
