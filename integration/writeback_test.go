@@ -302,6 +302,9 @@ func TestWritebackCoalesces(t *testing.T) {
 			delete(puts, p)
 		}
 		for p, k := range puts {
+			if path.Base(p) == metaFileName {
+				continue // the metadata of a directory's files (servers without dead properties)
+			}
 			t.Errorf("%d PUT(s) of %s, which is not one of rsync's files (a temporary name?)", k, p)
 		}
 		for d, k := range temps {
