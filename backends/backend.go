@@ -223,10 +223,34 @@ type Entry struct {
 	// LinkTarget is the target of a native symbolic link (Meta.Type
 	// "symlink" on a backend with Capabilities.Symlinks).
 	LinkTarget string
+	// Deny is what the server says it refuses to do with the entry (a
+	// read-only share); zero allows everything.
+	Deny Deny
 	// Meta holds what cloudmount stored with the file; unset fields are
 	// unknown.
 	Meta Meta
 }
+
+// Deny lists what a server refuses to do with an entry, as far as it tells
+// (ownCloud's and Nextcloud's oc:permissions): the mount refuses the same at
+// once, with EACCES, before anything is queued that the server would turn
+// down. The zero value allows everything.
+type Deny uint8
+
+const (
+	// DenyWrite: the file's content and metadata cannot be changed.
+	DenyWrite Deny = 1 << iota
+	// DenyCreateFile: no file can be made in the directory.
+	DenyCreateFile
+	// DenyCreateDir: no directory can be made in the directory.
+	DenyCreateDir
+	// DenyDelete: the entry cannot be removed.
+	DenyDelete
+	// DenyRename: the entry cannot take another name in its directory.
+	DenyRename
+	// DenyMove: the entry cannot be moved to another directory.
+	DenyMove
+)
 
 // Meta is metadata stored alongside a file. A nil pointer means "not set" (on
 // read: unknown; on write: leave alone).

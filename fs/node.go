@@ -231,7 +231,7 @@ func (n *Node) perm(mode uint32, e backends.Entry) uint32 {
 	if n.pending.Mode != nil {
 		perm = *n.pending.Mode
 	}
-	return uint32(perm&^umask) & 0o7777
+	return deniedPerm(mode, e, uint32(perm&^umask)&0o7777)
 }
 
 // Getattr implements fusefs.NodeGetattrer. Attributes older than the attribute
@@ -315,6 +315,9 @@ func (n *Node) revalidate(ctx context.Context, listingAge time.Duration) syscall
 func (n *Node) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	if n.fs.opts.ReadOnly {
 		return syscall.EROFS
+	}
+	if n.denies(backends.DenyWrite) {
+		return syscall.EACCES
 	}
 	var m backends.Meta
 	if mt, ok := in.GetMTime(); ok {

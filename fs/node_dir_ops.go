@@ -253,6 +253,9 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if n.fs.opts.ReadOnly {
 		return nil, nil, 0, syscall.EROFS
 	}
+	if n.denies(backends.DenyCreateFile) {
+		return nil, nil, 0, syscall.EACCES
+	}
 	if n.fs.reserved(name) {
 		return nil, nil, 0, syscall.EACCES
 	}
@@ -276,6 +279,9 @@ func (n *Node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, 
 	}
 	if n.fs.opts.ReadOnly {
 		return nil, syscall.EROFS
+	}
+	if n.denies(backends.DenyCreateFile) {
+		return nil, syscall.EACCES
 	}
 	if n.fs.reserved(name) {
 		return nil, syscall.EACCES
@@ -301,6 +307,9 @@ func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	}
 	if n.fs.opts.ReadOnly {
 		return nil, syscall.EROFS
+	}
+	if n.denies(backends.DenyCreateFile) {
+		return nil, syscall.EACCES
 	}
 	if n.fs.reserved(name) {
 		return nil, syscall.EACCES
@@ -402,6 +411,9 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	if n.fs.opts.ReadOnly {
 		return nil, syscall.EROFS
 	}
+	if n.denies(backends.DenyCreateDir) {
+		return nil, syscall.EACCES
+	}
 	if n.fs.reserved(name) {
 		return nil, syscall.EACCES
 	}
@@ -454,6 +466,9 @@ func (n *Node) Link(ctx context.Context, target fusefs.InodeEmbedder, name strin
 	}
 	if n.fs.opts.ReadOnly {
 		return nil, syscall.EROFS
+	}
+	if n.denies(backends.DenyCreateFile) {
+		return nil, syscall.EACCES
 	}
 	if n.fs.reserved(name) {
 		return nil, syscall.EACCES
@@ -511,6 +526,9 @@ func (n *Node) unlinkName(ctx context.Context, cn *Node, p string) syscall.Errno
 func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if n.fs.opts.ReadOnly {
 		return syscall.EROFS
+	}
+	if n.childNode(name).denies(backends.DenyDelete) {
+		return syscall.EACCES
 	}
 	p := n.childPath(name)
 	resume := n.fs.q.Pause(p)
@@ -597,6 +615,9 @@ func (f *fsys) dropQueued(p string) {
 func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if n.fs.opts.ReadOnly {
 		return syscall.EROFS
+	}
+	if n.childNode(name).denies(backends.DenyDelete) {
+		return syscall.EACCES
 	}
 	p := n.childPath(name)
 	if n.fs.q.Has(p) {

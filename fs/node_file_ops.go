@@ -28,6 +28,9 @@ func (n *Node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	if write && n.fs.opts.ReadOnly {
 		return nil, 0, syscall.EROFS
 	}
+	if write && n.denies(backends.DenyWrite) {
+		return nil, 0, syscall.EACCES
+	}
 	if errno := n.revalidate(ctx, n.fs.opts.AttrTimeout); errno != 0 {
 		return nil, 0, errno
 	}

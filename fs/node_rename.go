@@ -50,6 +50,9 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 	if src == nil {
 		return syscall.ENOENT
 	}
+	if errno := n.denyRename(src, np, np.childNode(newName)); errno != 0 {
+		return errno
+	}
 	srcDir := src.StableAttr().Mode == syscall.S_IFDIR
 	// A commit of the file (an asynchronous RELEASE, a close on another
 	// thread) waits until the rename is done and then uses the new path.

@@ -227,6 +227,7 @@ func (b *Backend) entry(r *resource, name string) backends.Entry {
 		ModTime: r.modified,
 		Version: r.version(),
 		Meta:    r.meta,
+		Deny:    denyOf(r.ocPerms, r.isDir),
 	}
 	if !r.isDir && r.size > 0 {
 		e.Size = r.size

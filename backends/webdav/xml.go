@@ -54,6 +54,7 @@ type msProp struct {
 	Stamp          *string         `xml:"urn:x-cloudmount:1 etag"`
 	Probe          *string         `xml:"urn:x-cloudmount:1 probe"`
 	Checksums      *msChecksums    `xml:"http://owncloud.org/ns checksums"`
+	Permissions    *string         `xml:"http://owncloud.org/ns permissions"`
 }
 
 // resource is one <response> of a multistatus reply, reduced to what
@@ -77,6 +78,8 @@ type resource struct {
 	// the content (Nextcloud clears it on an upload without OC-Checksum and
 	// when its scanner sees the file change), so it needs no cm:etag stamp.
 	ocSHA256 string
+	// ocPerms is oc:permissions, nil where the server has none.
+	ocPerms *string
 }
 
 // apply copies the properties of one successful propstat into res. Values
@@ -114,6 +117,10 @@ func (res *resource) apply(p *msProp) {
 		if s := p.Checksums.sha256(); s != "" {
 			res.ocSHA256 = s
 		}
+	}
+	if p.Permissions != nil {
+		v := *p.Permissions
+		res.ocPerms = &v
 	}
 }
 
@@ -198,12 +205,13 @@ func hrefPath(href string) (string, error) {
 }
 
 // propfindBody asks for the live properties an Entry needs, our dead ones,
-// and the checksums ownCloud-style servers keep (oc:checksums).
+// and what ownCloud-style servers keep: checksums (oc:checksums) and the
+// user's permissions (oc:permissions).
 const propfindBody = `<?xml version="1.0" encoding="utf-8"?>
 <D:propfind xmlns:D="DAV:" xmlns:cm="` + NS + `" xmlns:oc="` + OCNS + `"><D:prop>` +
 	`<D:resourcetype/><D:getcontentlength/><D:getlastmodified/><D:getetag/>` +
 	`<cm:mtime/><cm:mode/><cm:uid/><cm:gid/><cm:sha256/><cm:type/><cm:etag/>` +
-	`<oc:checksums/></D:prop></D:propfind>`
+	`<oc:checksums/><oc:permissions/></D:prop></D:propfind>`
 
 // propfindTypeBody asks only for the resource type (emptiness checks).
 const propfindTypeBody = `<?xml version="1.0" encoding="utf-8"?>

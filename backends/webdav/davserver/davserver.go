@@ -23,6 +23,7 @@ package davserver
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/xml"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -44,6 +45,10 @@ type Options struct {
 	// Prefix is the URL path the tree is served under ("/dav": the root
 	// is /dav/); "" serves it at "/". Requests outside it get 404.
 	Prefix string
+	// Props, when set, gives properties the server computes for the file
+	// or directory at name (a slash path inside the tree), answered by
+	// PROPFIND beside the dead ones (values are text).
+	Props func(name string, isDir bool) map[xml.Name]string
 }
 
 // New returns an http.Handler serving the directory root over WebDAV at "/".
@@ -64,7 +69,7 @@ func New(root string, opts Options) (http.Handler, error) {
 		log = slog.Default()
 	}
 	fsys := &fileSystem{Dir: webdav.Dir(abs), root: abs, firstPropOnly: opts.Faults.FirstPropOnly,
-		hideDotNames: opts.Faults.HideDotNames}
+		hideDotNames: opts.Faults.HideDotNames, props: opts.Props}
 	s := &server{
 		opts: opts,
 		log:  log,

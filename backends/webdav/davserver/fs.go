@@ -2,6 +2,7 @@ package davserver
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
 	"os"
 	"path"
@@ -21,6 +22,8 @@ type fileSystem struct {
 	firstPropOnly bool
 	// hideDotNames: listings leave out names starting with a dot (Faults).
 	hideDotNames bool
+	// props: Options.Props.
+	props func(name string, isDir bool) map[xml.Name]string
 
 	patchMu sync.Mutex // serialises read-modify-write of the props xattr
 }
@@ -41,7 +44,8 @@ func (fsys *fileSystem) OpenFile(ctx context.Context, name string, flag int, per
 	if !ok {
 		return f, nil
 	}
-	return &file{File: osf, fs: fsys, isRoot: path.Clean("/"+name) == "/"}, nil
+	clean := path.Clean("/" + name)
+	return &file{File: osf, fs: fsys, name: clean, isRoot: clean == "/"}, nil
 }
 
 // Stat returns the file info of name, with this server's ETag.
@@ -63,6 +67,7 @@ func (fi fileInfo) ETag(context.Context) (string, error) { return etagOf(fi.File
 type file struct {
 	*os.File
 	fs     *fileSystem
+	name   string // slash path inside the tree
 	isRoot bool
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"golang.org/x/net/webdav"
 	"golang.org/x/sys/unix"
@@ -35,6 +36,17 @@ func (f *file) DeadProps() (map[xml.Name]webdav.Property, error) {
 	m, err := f.loadProps()
 	if err != nil {
 		return nil, err
+	}
+	if f.fs.props != nil {
+		isDir := false
+		if fi, err := f.Stat(); err == nil {
+			isDir = fi.IsDir()
+		}
+		for k, v := range f.fs.props(f.name, isDir) {
+			var b strings.Builder
+			_ = xml.EscapeText(&b, []byte(v))
+			m[k] = webdav.Property{XMLName: k, InnerXML: []byte(b.String())}
+		}
 	}
 	if f.isRoot {
 		var st unix.Statfs_t

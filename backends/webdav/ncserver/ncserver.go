@@ -58,6 +58,12 @@ type Options struct {
 	// StatusReply and CapabilitiesReply, when set, are sent instead of
 	// the replies of status.php and the capabilities (hostile servers).
 	StatusReply, CapabilitiesReply []byte
+	// Permissions, when set, gives the oc:permissions letters of the
+	// file or directory at a path of the user's tree ("/a/b"); the
+	// default is everything (RGDNVCK for folders, RGDNVW for files). A
+	// change the letters do not allow is refused with 403, as Nextcloud
+	// refuses it on a read-only share.
+	Permissions func(p string, isDir bool) string
 	// Fault, when set, is asked about every authenticated request; a
 	// status it returns is answered instead (0: serve the request).
 	Fault  func(r *http.Request) int
@@ -108,10 +114,10 @@ func New(dir string, opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, dir: dir, log: log, counts: map[string]int{}, uploads: map[string]*upload{}}
 	var err error
-	if s.files, err = davserver.New(dir, davserver.Options{Logger: log, Prefix: s.filesPrefix()}); err != nil {
+	if s.files, err = davserver.New(dir, davserver.Options{Logger: log, Prefix: s.filesPrefix(), Props: s.props}); err != nil {
 		return nil, err
 	}
-	if s.legacy, err = davserver.New(dir, davserver.Options{Logger: log, Prefix: opts.Base + "/remote.php/webdav"}); err != nil {
+	if s.legacy, err = davserver.New(dir, davserver.Options{Logger: log, Prefix: opts.Base + "/remote.php/webdav", Props: s.props}); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -267,6 +273,10 @@ func (s *Server) serveFiles(w http.ResponseWriter, r *http.Request, h http.Handl
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	if !s.permitted(r, prefix) {
+		http.Error(w, "permission denied", http.StatusForbidden)
+		return
 	}
 	if r.Method == http.MethodPut && r.Header.Get("X-OC-Mtime") != "" {
 		mtime, ok := parseMtime(r.Header.Get("X-OC-Mtime"))
